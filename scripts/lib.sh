@@ -1,0 +1,26 @@
+# Shared settings for the scripts in this folder.  Source it, do not run it.
+#
+# Everything big (Debian sources, unpacked trees, build directories, ccache)
+# lives under $SECRETVM_CACHE, outside the git clone, keyed by content hashes
+# so that a rebuild after a patch change is incremental and a clean clone on
+# the same machine reuses it.
+
+SECRETVM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SECRETVM_CACHE=${SECRETVM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/secretvm}
+export CCACHE_DIR=${CCACHE_DIR:-$SECRETVM_CACHE/ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+# Sources are unpacked once per (version, patch set) and kept, so file
+# mtimes in old trees are stable and ccache hits across clones.
+export CCACHE_BASEDIR=$SECRETVM_CACHE
+export CCACHE_NOHASHDIR=1
+JOBS=${JOBS:-$(nproc)}
+
+die() {
+	echo "$(basename "$0"): $*" >&2
+	exit 1
+}
+
+log() {
+	echo "==> $(basename "$0"): $*" >&2
+}
+
