@@ -7,6 +7,9 @@
 
 SECRETVM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECRETVM_CACHE=${SECRETVM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/secretvm}
+# Debian's ccache masquerade directory: "cc" and "gcc" go through ccache even
+# where a build (QEMU's configure, the kernel) names the compiler itself.
+export PATH=/usr/lib/ccache:$PATH
 export CCACHE_DIR=${CCACHE_DIR:-$SECRETVM_CACHE/ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 # Sources are unpacked once per (version, patch set) and kept, so file
