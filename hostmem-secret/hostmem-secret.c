@@ -8,8 +8,7 @@
  *
  * Copyright (C) 2026 Secret VM Developers
  *
- * This work is licensed under the terms of the GNU GPL, version 2 or later.
- * See the COPYING file in the top-level directory.
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
@@ -46,8 +45,8 @@ static void (*secret_backend_parent_complete)(UserCreatable *uc,
 
 static int secret_backend_memfd_secret(unsigned int flags)
 {
-#ifdef __NR_memfd_secret
-    return syscall(__NR_memfd_secret, flags | O_CLOEXEC);
+#ifdef SYS_memfd_secret
+    return syscall(SYS_memfd_secret, flags | O_CLOEXEC);
 #else
     errno = ENOSYS;
     return -1;

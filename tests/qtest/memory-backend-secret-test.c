@@ -3,8 +3,7 @@
  *
  * Copyright (C) 2026 Secret VM Developers
  *
- * This work is licensed under the terms of the GNU GPL, version 2 or later.
- * See the COPYING file in the top-level directory.
+ * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
@@ -32,7 +31,7 @@ typedef struct Mapping {
 
 static bool host_has_memfd_secret(void)
 {
-    int fd = syscall(__NR_memfd_secret, 0);
+    int fd = syscall(SYS_memfd_secret, 0);
 
     if (fd < 0) {
         return false;
@@ -370,7 +369,7 @@ static void deny_memfd_secret(void)
 {
     struct sock_filter filter[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_secret, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_memfd_secret, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
