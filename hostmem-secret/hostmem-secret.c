@@ -198,6 +198,12 @@ err_close:
     return false;
 }
 
+/* The calling thread's NUMA policy, saved while preallocation is bound. */
+typedef struct SecretTaskPolicy {
+    int mode;
+    DECLARE_BITMAP(nodes, MAX_NODES + 1);
+} SecretTaskPolicy;
+
 #ifdef CONFIG_NUMA
 /*
  * secretmem allocates a page with the memory policy of the task that
@@ -206,11 +212,12 @@ err_close:
  * creates them, so set it on this thread around the parent's complete().
  */
 static bool secret_backend_bind_task(HostMemoryBackend *backend,
-                                     Error **errp)
+                                     SecretTaskPolicy *saved, Error **errp)
 {
     unsigned long lastbit = find_last_bit(backend->host_nodes, MAX_NODES);
     unsigned long maxnode = (lastbit + 1) % (MAX_NODES + 1);
 
+    saved->mode = -1;
     if (!maxnode) {
         return true;
     }
@@ -226,26 +233,35 @@ static bool secret_backend_bind_task(HostMemoryBackend *backend,
                    "do not inherit the node policy; drop one of them");
         return false;
     }
+    if (get_mempolicy(&saved->mode, saved->nodes, MAX_NODES + 1, NULL, 0)) {
+        error_setg_errno(errp, errno, "memory-backend-secret: cannot read "
+                         "the thread's NUMA policy");
+        return false;
+    }
     if (set_mempolicy(backend->policy, backend->host_nodes, maxnode + 1)) {
         error_setg_errno(errp, errno, "memory-backend-secret: cannot bind "
                          "preallocation to host-nodes");
+        saved->mode = -1;
         return false;
     }
     return true;
 }
 
-static void secret_backend_unbind_task(void)
+static void secret_backend_restore_task(SecretTaskPolicy *saved)
 {
-    set_mempolicy(MPOL_DEFAULT, NULL, 0);
+    if (saved->mode >= 0) {
+        set_mempolicy(saved->mode, saved->nodes, MAX_NODES + 1);
+    }
 }
 #else
 static bool secret_backend_bind_task(HostMemoryBackend *backend,
-                                     Error **errp)
+                                     SecretTaskPolicy *saved, Error **errp)
 {
+    saved->mode = -1;
     return true;
 }
 
-static void secret_backend_unbind_task(void)
+static void secret_backend_restore_task(SecretTaskPolicy *saved)
 {
 }
 #endif
@@ -253,12 +269,13 @@ static void secret_backend_unbind_task(void)
 static void secret_backend_complete(UserCreatable *uc, Error **errp)
 {
     HostMemoryBackend *backend = MEMORY_BACKEND(uc);
+    SecretTaskPolicy saved;
 
-    if (!secret_backend_bind_task(backend, errp)) {
+    if (!secret_backend_bind_task(backend, &saved, errp)) {
         return;
     }
     secret_backend_parent_complete(uc, errp);
-    secret_backend_unbind_task();
+    secret_backend_restore_task(&saved);
 }
 
 static void secret_backend_instance_init(Object *obj)

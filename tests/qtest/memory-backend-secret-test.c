@@ -227,34 +227,55 @@ static void test_numa_memdev(void)
     qtest_quit(qts);
 }
 
-static void test_host_nodes(void)
+/* The highest online host NUMA node. */
+static int last_host_node(void)
 {
-    QTestState *qts = start_vm("memory-backend-secret",
-                               ",prealloc=on,policy=bind,host-nodes=0");
+    g_autofree char *online = NULL;
+    const char *last;
+
+    g_assert(g_file_get_contents("/sys/devices/system/node/online", &online,
+                                 NULL, NULL));
+    g_strchomp(online);
+    last = strrchr(online, '-') ?: strrchr(online, ',') ?: online - 1;
+    return atoi(last + 1);
+}
+
+/*
+ * Bound to the last node, every preallocated page must be there.  On a
+ * host with several nodes this fails without the binding, because the
+ * preallocating threads would allocate on their local node.
+ */
+static void test_host_nodes_placement(void)
+{
+    int node = last_host_node();
+    g_autofree char *props = g_strdup_printf(",prealloc=on,policy=bind,"
+                                             "host-nodes=%d", node);
+    QTestState *qts = start_vm("memory-backend-secret", props);
     g_autofree char *path = g_strdup_printf("/proc/%d/numa_maps",
                                             qtest_pid(qts));
     g_autofree char *numa_maps = NULL;
-    g_autofree char *all_on_n0 = g_strdup_printf(" N0=%" PRIu64 " ",
-                                                 RAM_SIZE / 4096);
-    QDict *props;
+    g_autofree char *all_on_node = g_strdup_printf(" N%d=%" PRIu64 " ", node,
+                                                   RAM_SIZE / 4096);
     char *line;
 
+    g_test_message("binding to host node %d of %d", node, node + 1);
     g_assert(g_file_get_contents(path, &numa_maps, NULL, NULL));
     line = strstr(numa_maps, "file=/secretmem");
     g_assert(line);
     *strchrnul(line, '\n') = '\0';
-    g_assert(strstr(line, all_on_n0));
+    g_assert(strstr(line, all_on_node));
     qtest_quit(qts);
+}
 
-    if (access("/sys/devices/system/node/node1", F_OK) == 0) {
-        return;
-    }
-    /* A node the host lacks: the binding is really applied, and refused. */
-    qts = qtest_init("-machine none");
-    props = sized(MiB);
+/* A node the host lacks: the binding is really applied, and refused. */
+static void test_host_nodes_missing(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *props = sized(MiB);
+
     qdict_put_bool(props, "prealloc", true);
     qdict_put_str(props, "policy", "bind");
-    qdict_put(props, "host-nodes", host_node_list(1));
+    qdict_put(props, "host-nodes", host_node_list(last_host_node() + 1));
     assert_add_fails(qts, props, "cannot bind preallocation to host-nodes");
     qtest_quit(qts);
 }
@@ -506,7 +527,10 @@ int main(int argc, char **argv)
                         "-object thread-context,id=tc0,cpu-affinity=0",
                         test_prealloc);
     qtest_add_func("/memory-backend-secret/numa-memdev", test_numa_memdev);
-    qtest_add_func("/memory-backend-secret/host-nodes", test_host_nodes);
+    qtest_add_func("/memory-backend-secret/host-nodes/placement",
+                   test_host_nodes_placement);
+    qtest_add_func("/memory-backend-secret/host-nodes/missing-node",
+                   test_host_nodes_missing);
     qtest_add_func("/memory-backend-secret/hotplug", test_hotplug);
     qtest_add_func("/memory-backend-secret/object-del",
                    test_object_del_closes_fd);
