@@ -33,11 +33,12 @@ struct HostMemoryBackendSecret {
 };
 
 /*
- * Opt-in flag of the secretvm kernel series: the fd may be mapped into KVM
- * guests.  Kernels without the series reject it with EINVAL.
+ * memfd_secret(2) flag from <linux/secretmem.h> of the kernel series in
+ * kernel/: KVM may map the memory into guests.  Kernels without the series
+ * reject it with EINVAL.
  */
-#ifndef SECRETMEM_FLAG_KVM
-#define SECRETMEM_FLAG_KVM 0x1
+#ifndef SECRETMEM_ALLOW_KVM
+#define SECRETMEM_ALLOW_KVM 0x1U
 #endif
 
 static void (*secret_backend_parent_complete)(UserCreatable *uc,
@@ -55,7 +56,7 @@ static int secret_backend_memfd_secret(unsigned int flags)
 
 static int secret_backend_create_fd(Error **errp)
 {
-    unsigned int flags = kvm_enabled() ? SECRETMEM_FLAG_KVM : 0;
+    unsigned int flags = kvm_enabled() ? SECRETMEM_ALLOW_KVM : 0;
     int fd = secret_backend_memfd_secret(flags);
 
     if (fd >= 0) {
@@ -69,8 +70,8 @@ static int secret_backend_create_fd(Error **errp)
     } else if (errno == EINVAL && flags) {
         error_setg(errp, "memory-backend-secret: the host kernel cannot map "
                    "secret memory into KVM guests (memfd_secret flag "
-                   "0x%x refused); boot a kernel with the secretvm KVM "
-                   "series, or use accel=tcg", flags);
+                   "SECRETMEM_ALLOW_KVM refused with EINVAL); boot a "
+                   "kernel with the series in kernel/, or use accel=tcg");
     } else {
         error_setg_errno(errp, errno,
                          "memory-backend-secret: memfd_secret() failed");
