@@ -20,7 +20,8 @@
 #include <linux/seccomp.h>
 
 #define SECRET_MAP  "/secretmem"
-#define MEMFD_MAP   "/memfd:"
+/* The memfd backend's own name: QEMU maps other memfds (displaysurface) too */
+#define MEMFD_MAP   "/memfd:memory-backend-memfd"
 #define RAM_SIZE    (64 * MiB)
 #define MARKER_GPA  0x100000
 
