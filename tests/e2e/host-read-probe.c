@@ -1,26 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * host-read-probe: try to read a 32-byte marker out of another process's
- * memory through each path a host process has, and say what each found.
+ * memory through each path a host process has, and check the outcome
+ * against an expectation, as TAP.
  *
- *   host-read-probe PID MARKER_HEX [START-END]
+ *   host-read-probe --expect found|absent PID MARKER_HEX [START-END]
  *
  * The memory searched is START-END (hex, page aligned) or, by default, the
  * mappings that hold guest RAM in QEMU: /memfd:... and /secretmem
  * mappings, or when there are none every rw mapping of 32 MiB or more.
- * Output, one line per mapping and then one per path:
  *
- *   ram: START-END NAME VmFlags: ...
- *   /proc/PID/mem: found at 0xADDR | not found | not found (EIO) | error ...
- *   process_vm_readv: ...
- *   ptrace PEEKDATA: ...
- *   core dump: ...          (a core from gdb's gcore, searched whole)
+ *   found   every path reads the marker (the positive control, e.g. memfd);
+ *   absent  the RAM is /secretmem with VmFlags lo (locked) and dd (not
+ *           dumped), every read of it is refused with the errno the kernel
+ *           gives for secret memory (/proc/PID/mem and PEEKDATA: EIO,
+ *           process_vm_readv: EFAULT), and gcore's core lacks the marker.
  *
- * Each line may end with a note in parentheses, e.g. the core's size.
- *
- * "not found (ERRNO)" means the kernel refused every read that did not
- * succeed with ERRNO; "error" means the path could not be tried at all.
- * Exit status 0 when the probe ran, whatever it found.
+ * One TAP test per check; the description is "PATH: OUTCOME", e.g.
+ * "process_vm_readv: not found (EFAULT)" or "core dump: found at 0x1000
+ * (221 MiB core by gcore)".  Exit status 0 when every test passed, 1 when
+ * one failed, 2 on bad usage or when the target cannot be examined.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -42,6 +41,7 @@
 #define MAX_RANGES	16
 #define BIG_MAPPING	(32UL << 20)
 #define GCORE_TIMEOUT	"300"
+#define EXIT_USAGE	2
 
 struct range {
 	unsigned long start, end;
@@ -60,7 +60,15 @@ struct result {
 	int found;
 	unsigned long found_at;
 	int last_errno;
+	unsigned long bytes_read;	/* bytes the kernel handed over */
 	char note[64];		/* printed in parentheses when set */
+};
+
+/* One host read path and the errno it gets on secret memory (0: none). */
+struct read_path {
+	const char *name;
+	int (*probe)(struct target *t, struct result *res);
+	int secret_errno;
 };
 
 /* Reads up to @len bytes at @addr of the target; bytes read or -errno. */
@@ -100,11 +108,17 @@ static int is_ram_name(const char *name)
 /* Parse one /proc/PID/maps line; 1 if it is kept under @by_name. */
 static int pick_mapping(const char *line, int by_name, struct range *r)
 {
+	static const char deleted[] = " (deleted)";
 	char perms[5], name[256] = "";
+	size_t len;
 
 	if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %255[^\n]",
 		   &r->start, &r->end, perms, name) < 3)
 		return 0;
+	/* memfd and secretmem files have no name in any directory */
+	len = strlen(name);
+	if (len >= sizeof(deleted) && !strcmp(name + len - sizeof(deleted) + 1, deleted))
+		name[len - sizeof(deleted) + 1] = '\0';
 	snprintf(r->name, sizeof(r->name), "%s", name[0] ? name : "[anon]");
 	if (perms[0] != 'r')
 		return 0;
@@ -166,16 +180,44 @@ static void read_vmflags(pid_t pid, unsigned long start, char *flags, size_t siz
 	fclose(smaps);
 }
 
-static void print_ranges(struct target *t)
+/* 1 when the space-separated VmFlags list @flags holds @flag. */
+static int has_vmflag(const char *flags, const char *flag)
 {
+	size_t len = strlen(flag);
+	const char *p;
+
+	for (p = strstr(flags, flag); p; p = strstr(p + 1, flag))
+		if ((p == flags || p[-1] == ' ') && (p[len] == ' ' || !p[len]))
+			return 1;
+	return 0;
+}
+
+/*
+ * TAP test "RAM mapping: NAME FLAGS" for each range searched.  Secret RAM
+ * is /secretmem, locked (lo) and not dumped (dd); the positive control's
+ * RAM must not be secret, or the control proves nothing.
+ */
+static int check_ram_mappings(struct target *t, int expect_found, int *testno)
+{
+	int i, secret, ok, failed = 0;
 	char flags[128];
-	int i;
 
 	for (i = 0; i < t->nr_ranges; i++) {
 		read_vmflags(t->pid, t->ranges[i].start, flags, sizeof(flags));
-		printf("ram: %lx-%lx %s VmFlags: %s\n", t->ranges[i].start,
+		printf("# ram: %lx-%lx %s VmFlags: %s\n", t->ranges[i].start,
 		       t->ranges[i].end, t->ranges[i].name, flags);
+		secret = !strncmp(t->ranges[i].name, "/secretmem", 10);
+		if (expect_found)
+			ok = !secret;
+		else
+			ok = secret && has_vmflag(flags, "lo") && has_vmflag(flags, "dd");
+		printf("%s %d - RAM mapping: %s%s%s\n", ok ? "ok" : "not ok",
+		       ++*testno, t->ranges[i].name,
+		       has_vmflag(flags, "lo") ? " lo" : "",
+		       has_vmflag(flags, "dd") ? " dd" : "");
+		failed += !ok;
 	}
+	return failed;
 }
 
 /*
@@ -200,6 +242,7 @@ static int scan_range(struct target *t, const struct range *r, read_fn read_at,
 			addr = (addr & ~(PAGE_SIZE - 1)) + PAGE_SIZE;
 			continue;
 		}
+		res->bytes_read += n;
 		hit = memmem(buf, n, t->marker, MARKER_LEN);
 		if (hit) {
 			res->found = 1;
@@ -230,17 +273,41 @@ static int scan_target(struct target *t, read_fn read_at, void *ctx,
 	return 0;
 }
 
-static void print_result(const char *path, int ret, const struct result *res)
+/*
+ * One TAP test for one path.  Found: the marker was read.  Absent: not
+ * found, nothing at all was read, and every read was refused with
+ * @secret_errno (0: the path has no errno, only its output to search).
+ */
+static int report_path(const struct read_path *path, int ret,
+		       const struct result *res, int expect_found, int testno)
 {
+	char outcome[128];
+	int ok;
+
 	if (ret < 0)
-		printf("%s: error %s", path, strerrorname_np(-ret));
+		snprintf(outcome, sizeof(outcome), "error %s", strerrorname_np(-ret));
 	else if (res->found)
-		printf("%s: found at 0x%lx", path, res->found_at);
+		snprintf(outcome, sizeof(outcome), "found at 0x%lx", res->found_at);
 	else if (res->last_errno)
-		printf("%s: not found (%s)", path, strerrorname_np(res->last_errno));
+		snprintf(outcome, sizeof(outcome), "not found (%s)",
+			 strerrorname_np(res->last_errno));
 	else
-		printf("%s: not found", path);
+		snprintf(outcome, sizeof(outcome), "not found");
+	if (ret < 0)
+		ok = 0;
+	else if (expect_found)
+		ok = res->found;
+	else if (path->secret_errno)
+		ok = !res->found && !res->bytes_read &&
+		     res->last_errno == path->secret_errno;
+	else
+		ok = !res->found;
+	printf("%s %d - %s: %s", ok ? "ok" : "not ok", testno, path->name, outcome);
 	printf(res->note[0] ? " (%s)\n" : "\n", res->note);
+	if (!ok && !expect_found && path->secret_errno && !ret && !res->found)
+		printf("# expected every read refused with %s; %lu bytes were read\n",
+		       strerrorname_np(path->secret_errno), res->bytes_read);
+	return !ok;
 }
 
 static ssize_t read_proc_mem(struct target *t, void *ctx, unsigned long addr,
@@ -410,67 +477,85 @@ out:
 	return ret;
 }
 
-static void probe_all(struct target *t)
+static const struct read_path read_paths[] = {
+	{ "/proc/PID/mem", probe_proc_mem, EIO },
+	{ "process_vm_readv", probe_vm_readv, EFAULT },
+	{ "ptrace PEEKDATA", probe_ptrace, EIO },
+	{ "core dump", probe_core_dump, 0 },
+};
+#define NR_READ_PATHS	(sizeof(read_paths) / sizeof(read_paths[0]))
+
+/* Returns the number of failed tests. */
+static int probe_all(struct target *t, int expect_found, int *testno)
 {
 	struct result res;
-	char name[32];
-	int ret;
+	int failed = 0, ret;
+	size_t i;
 
-	snprintf(name, sizeof(name), "/proc/%d/mem", t->pid);
-	memset(&res, 0, sizeof(res));
-	ret = probe_proc_mem(t, &res);
-	print_result(name, ret, &res);
-
-	memset(&res, 0, sizeof(res));
-	ret = probe_vm_readv(t, &res);
-	print_result("process_vm_readv", ret, &res);
-
-	memset(&res, 0, sizeof(res));
-	ret = probe_ptrace(t, &res);
-	print_result("ptrace PEEKDATA", ret, &res);
-
-	memset(&res, 0, sizeof(res));
-	ret = probe_core_dump(t, &res);
-	print_result("core dump", ret, &res);
+	for (i = 0; i < NR_READ_PATHS; i++) {
+		memset(&res, 0, sizeof(res));
+		ret = read_paths[i].probe(t, &res);
+		failed += report_path(&read_paths[i], ret, &res, expect_found, ++*testno);
+		fflush(stdout);
+	}
+	return failed;
 }
 
 static int usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s PID MARKER_HEX [START-END]\n"
+	fprintf(stderr, "usage: %s --expect found|absent PID MARKER_HEX [START-END]\n"
 		"  MARKER_HEX: 64 hex digits; START-END: hex, page aligned\n", prog);
-	return EXIT_FAILURE;
+	return EXIT_USAGE;
+}
+
+/* Fill @t's ranges from the command line or from the target's maps. */
+static int find_ranges(struct target *t, const char *range, const char *prog)
+{
+	int ret;
+
+	if (range) {
+		if (parse_range(range, &t->ranges[0]))
+			return usage(prog);
+		t->nr_ranges = 1;
+		return 0;
+	}
+	ret = find_ram_ranges(t, 1);
+	if (!ret && !t->nr_ranges)
+		ret = find_ram_ranges(t, 0);
+	if (ret) {
+		fprintf(stderr, "%s: cannot read /proc/%d/maps: %s (is the PID right and are you root?)\n",
+			prog, t->pid, strerror(-ret));
+		return EXIT_USAGE;
+	}
+	if (!t->nr_ranges) {
+		fprintf(stderr, "%s: PID %d has no /memfd:, /secretmem or rw mapping of 32 MiB or more; give START-END\n",
+			prog, t->pid);
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	struct target t = { 0 };
-	int ret;
+	int expect_found, failed, testno = 0, ret;
 
-	if (argc < 3 || argc > 4)
+	if (argc < 5 || argc > 6 || strcmp(argv[1], "--expect"))
 		return usage(argv[0]);
-	t.pid = atoi(argv[1]);
-	if (t.pid <= 0 || parse_marker(argv[2], t.marker))
+	if (!strcmp(argv[2], "found"))
+		expect_found = 1;
+	else if (!strcmp(argv[2], "absent"))
+		expect_found = 0;
+	else
 		return usage(argv[0]);
-	if (argc == 4) {
-		if (parse_range(argv[3], &t.ranges[0]))
-			return usage(argv[0]);
-		t.nr_ranges = 1;
-	} else {
-		ret = find_ram_ranges(&t, 1);
-		if (!ret && !t.nr_ranges)
-			ret = find_ram_ranges(&t, 0);
-		if (ret) {
-			fprintf(stderr, "%s: cannot read /proc/%d/maps: %s (is the PID right and are you root?)\n",
-				argv[0], t.pid, strerror(-ret));
-			return EXIT_FAILURE;
-		}
-		if (!t.nr_ranges) {
-			fprintf(stderr, "%s: PID %d has no /memfd:, /secretmem or rw mapping of 32 MiB or more; give START-END\n",
-				argv[0], t.pid);
-			return EXIT_FAILURE;
-		}
-	}
-	print_ranges(&t);
-	probe_all(&t);
-	return EXIT_SUCCESS;
+	t.pid = atoi(argv[3]);
+	if (t.pid <= 0 || parse_marker(argv[4], t.marker))
+		return usage(argv[0]);
+	ret = find_ranges(&t, argc == 6 ? argv[5] : NULL, argv[0]);
+	if (ret)
+		return ret;
+	printf("TAP version 13\n1..%zu\n", t.nr_ranges + NR_READ_PATHS);
+	failed = check_ram_mappings(&t, expect_found, &testno);
+	failed += probe_all(&t, expect_found, &testno);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -2,21 +2,23 @@
 /*
  * kcore-scan: count the copies of a 32-byte marker in the kernel's direct
  * map, i.e. the RAM segments of /proc/kcore, as a Spectre-class gadget in
- * the kernel would see them.
+ * the kernel would see them, and check the count against an expectation.
  *
- *   kcore-scan MARKER_HEX
+ *   kcore-scan --expect found|absent MARKER_HEX
  *
- * One line of output:
+ * Prints one TAP test, described as one of
  *
  *   /proc/kcore: found (N copies)
  *   /proc/kcore: not found (M MiB of direct map)
- *   /proc/kcore: skipped (open: ENOENT)     (and the reason on stderr)
+ *   /proc/kcore # SKIP open: ENOENT, needs root and CONFIG_PROC_KCORE
  *
- * Pages taken out of the direct map (memfd_secret) read back as zeros.
- * The marker must be 8-byte aligned in memory (the marker guest puts it at
- * the start of pages).  This process keeps it only complemented, so it
- * never holds a copy that the scan would find.  Exit status 0 when the
- * scan ran or was skipped, 1 on bad usage or a broken /proc/kcore.
+ * "absent" also needs a non-empty direct map to have been read.  Pages
+ * taken out of the direct map (memfd_secret) read back as zeros.  The
+ * marker must be 8-byte aligned in memory (the marker guest puts it at the
+ * start of pages).  This process keeps it only complemented, so it never
+ * holds a copy that the scan would find.  Exit status 0 when the test
+ * passed, 1 when it failed, 2 on bad usage, 4 when skipped (no
+ * /proc/kcore, or not root).
  */
 #include <ctype.h>
 #include <elf.h>
@@ -31,6 +33,8 @@
 #define MARKER_QWORDS	4
 #define CHUNK_SIZE	(1UL << 20)
 #define KERNEL_TEXT	0xffffffff80000000ULL
+#define EXIT_USAGE	2
+#define EXIT_SKIP	4
 
 /* Parse 64 hex digits into the complemented marker. */
 static int parse_marker_inverted(const char *hex, uint64_t *inv)
@@ -135,30 +139,35 @@ out:
 int main(int argc, char **argv)
 {
 	uint64_t inv[MARKER_QWORDS], scanned = 0;
+	int fd, expect_found, ok;
 	long hits;
-	int fd;
 
-	if (argc != 2 || parse_marker_inverted(argv[1], inv)) {
-		fprintf(stderr, "usage: %s MARKER_HEX   (64 hex digits)\n", argv[0]);
-		return EXIT_FAILURE;
+	if (argc != 4 || strcmp(argv[1], "--expect") ||
+	    (strcmp(argv[2], "found") && strcmp(argv[2], "absent")) ||
+	    parse_marker_inverted(argv[3], inv)) {
+		fprintf(stderr, "usage: %s --expect found|absent MARKER_HEX   (64 hex digits)\n",
+			argv[0]);
+		return EXIT_USAGE;
 	}
+	expect_found = !strcmp(argv[2], "found");
+	printf("TAP version 13\n1..1\n");
 	fd = open("/proc/kcore", O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		printf("/proc/kcore: skipped (open: %s)\n", strerrorname_np(errno));
-		fprintf(stderr, "%s: cannot open /proc/kcore: %s; it needs root and a kernel with CONFIG_PROC_KCORE\n",
-			argv[0], strerror(errno));
-		return EXIT_SUCCESS;
+		printf("ok 1 - /proc/kcore # SKIP open: %s, needs root and CONFIG_PROC_KCORE\n",
+		       strerrorname_np(errno));
+		return EXIT_SKIP;
 	}
 	hits = scan_kcore(fd, inv, &scanned);
 	close(fd);
 	if (hits < 0) {
-		printf("/proc/kcore: error %s\n", strerrorname_np(-hits));
+		printf("not ok 1 - /proc/kcore: error %s\n", strerrorname_np(-hits));
 		return EXIT_FAILURE;
 	}
+	ok = expect_found ? hits > 0 : !hits && scanned;
 	if (hits)
-		printf("/proc/kcore: found (%ld copies)\n", hits);
+		printf("%s 1 - /proc/kcore: found (%ld copies)\n", ok ? "ok" : "not ok", hits);
 	else
-		printf("/proc/kcore: not found (%llu MiB of direct map)\n",
-		       (unsigned long long)(scanned >> 20));
-	return EXIT_SUCCESS;
+		printf("%s 1 - /proc/kcore: not found (%llu MiB of direct map)\n",
+		       ok ? "ok" : "not ok", (unsigned long long)(scanned >> 20));
+	return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -8,7 +8,7 @@
  * Maps 1 MiB (MAP_SHARED), has the kernel write random bytes straight into
  * the mapping, copies them to the start of every page, prints
  * "MARKER <64 hex digits>" and "READY" on stdout, and then sleeps until
- * stdin reaches end of file or a signal ends it.  Exit status 77 when
+ * stdin reaches end of file or a signal ends it.  Exit status 4 (kselftest's skip) when
  * memfd_secret(2) is not available (ENOSYS).
  */
 #include <errno.h>
@@ -23,7 +23,7 @@
 
 #define MARKER_LEN	32
 #define REGION_SIZE	(1 << 20)
-#define EXIT_SKIP	77
+#define EXIT_SKIP	4
 
 static int create_memory_fd(const char *kind)
 {
