@@ -1,0 +1,147 @@
+# Source trees: a pinned upstream source from Debian with one of our patch
+# series on top, for every script that builds, checks or exports QEMU or
+# Linux.  Source it after lib.sh.
+#
+# A series lives in a folder (qemu-patches/, kernel/patches/) beside its
+# patches and its cover letter ("cover-letter": subject line, blank line,
+# body).  Each line of its "series" file is "PATCH [REPO-FILE:TREE-FILE...]":
+# the patch is applied with "git am", and the listed files, kept as real
+# files in this repo, join that patch's commit; '#' starts a comment.
+#
+# A prepared tree is a git repository: the unpacked source committed and
+# tagged "pristine", then one commit per series line on branch "secretvm".
+
+# Pinned sources, best first: "DEBIAN-VERSION FILE SHA256" (scripts/fetch-sources).
+QEMU_CANDIDATES=(
+	"1:10.2.2+ds-1 qemu_10.2.2+ds-1.dsc f1684b3aa5ec500c3389d346c6501dee45041ea91656c6556d4da9023b7987dd"
+	"1:10.0.13+ds-0+deb13u1 qemu_10.0.13+ds-0+deb13u1.dsc -"
+)
+LINUX_CANDIDATES=(
+	"7.1.8-2 linux_7.1.8.orig.tar.xz 47f9ce629bc14dd96c16a6a6a8cae4f7f3c3ff6138e2f64befc7bdad426e9728"
+)
+QEMU_SERIES=$SECRETVM_TOP/qemu-patches/series
+LINUX_SERIES=$SECRETVM_TOP/kernel/patches/series
+
+# series_lines SERIES: its lines without comments and blank lines.
+series_lines() {
+	awk '!/^[[:space:]]*(#|$)/' "$1"
+}
+
+# series_files SERIES: the patches and real files a series consists of.
+series_files() {
+	local dir patch pairs pair
+
+	dir=$(dirname "$1")
+	while read -r patch pairs; do
+		echo "$dir/$patch"
+		for pair in $pairs; do
+			echo "$SECRETVM_TOP/${pair%%:*}"
+		done
+	done < <(series_lines "$1")
+}
+
+# content_key TEXT FILE...: a short hash of TEXT and the files' contents.
+content_key() {
+	local text=$1
+	shift
+
+	{ echo "$text"; cat "$@" /dev/null; } | sha256sum | cut -c1-16
+}
+
+# sync_series_files TREE SERIES: copy the series' real files into TREE
+# where their content differs, keeping the mtimes of unchanged files so
+# that an incremental build stays incremental.
+sync_series_files() {
+	local tree=$1 patch pairs pair src dst
+
+	while read -r patch pairs; do
+		for pair in $pairs; do
+			src=$SECRETVM_TOP/${pair%%:*}
+			dst=$tree/${pair#*:}
+			[ -f "$src" ] || die "$1 names $src, which does not exist"
+			cmp -s "$src" "$dst" && continue
+			mkdir -p "$(dirname "$dst")"
+			cp "$src" "$dst"
+		done
+	done < <(series_lines "$2")
+}
+
+# apply_series TREE SERIES: one commit per series line.
+apply_series() {
+	local tree=$1 series=$2 dir patch pairs pair
+
+	dir=$(dirname "$series")
+	while read -r patch pairs; do
+		git -C "$tree" am -q --keep-cr "$dir/$patch" ||
+			die "$dir/$patch does not apply to the pristine tree in $tree; refresh the series"
+		[ -n "$pairs" ] || continue
+		for pair in $pairs; do
+			mkdir -p "$(dirname "$tree/${pair#*:}")"
+			cp "$SECRETVM_TOP/${pair%%:*}" "$tree/${pair#*:}"
+			git -C "$tree" add "${pair#*:}"
+		done
+		git -C "$tree" commit -q --amend --no-edit
+	done < <(series_lines "$series")
+}
+
+# unpack SOURCE DIR: a Debian source package (.dsc, with Debian's own
+# patches applied) or an upstream tarball, into DIR, which must not exist.
+unpack() {
+	local source=$1 dir=$2
+
+	case $source in
+	*.dsc) dpkg-source -q -x "$source" "$dir" >/dev/null ;;
+	*)
+		mkdir -p "$dir.unpack"
+		tar -C "$dir.unpack" -xf "$source"
+		mv "$dir.unpack"/* "$dir"
+		rmdir "$dir.unpack"
+		;;
+	esac
+}
+
+# prepare_tree SOURCE TREE [SERIES]: unpack SOURCE into TREE as a git
+# repository tagged "pristine" and apply SERIES, unless TREE was prepared
+# already.
+prepare_tree() {
+	local source=$1 tree=$2 series=${3:-} tmp=$2.tmp
+
+	[ -f "$tree/.secretvm-ready" ] && return 0
+	log "unpacking $(basename "$source") into $tree"
+	rm -rf "$tree" "$tmp"
+	mkdir -p "$(dirname "$tree")"
+	unpack "$source" "$tmp"
+	git -C "$tmp" init -q -b upstream
+	git -C "$tmp" config user.name "Secret VM Developers"
+	git -C "$tmp" config user.email "secretvm@example.org"
+	printf '.pc/\n.secretvm-*\n' >>"$tmp/.git/info/exclude"
+	git -C "$tmp" add -A
+	git -C "$tmp" commit -q -m "pristine $(basename "$source")"
+	git -C "$tmp" tag pristine
+	git -C "$tmp" checkout -q -b secretvm
+	mv "$tmp" "$tree"
+	[ -z "$series" ] || apply_series "$tree" "$series"
+	touch "$tree/.secretvm-ready"
+}
+
+# export_series TREE OUT SERIES: the commits since "pristine" as a
+# git format-patch series in OUT, with the cover letter filled in from
+# the series' cover-letter file.
+export_series() {
+	local tree=$1 out=$2 letter cover subject body
+
+	letter=$(dirname "$3")/cover-letter
+	[ -f "$letter" ] || die "$letter is missing"
+	rm -rf "$out"
+	git -C "$tree" format-patch -q --zero-commit --no-signature --cover-letter \
+		-o "$out" refs/tags/pristine..HEAD
+	cover=$(echo "$out"/0000-cover-letter.patch)
+	subject=$(head -n1 "$letter")
+	body=$(tail -n +3 "$letter")
+	SUBJECT=$subject BODY=$body awk '
+		/\*\*\* SUBJECT HERE \*\*\*/ { sub(/\*\*\* SUBJECT HERE \*\*\*/, ENVIRON["SUBJECT"]) }
+		/^\*\*\* BLURB HERE \*\*\*$/ { print ENVIRON["BODY"]; next }
+		{ print }' "$cover" >"$cover.new"
+	mv "$cover.new" "$cover"
+	! grep -q '\*\*\* [A-Z]* HERE \*\*\*' "$cover" || die "placeholders left in $cover"
+}
