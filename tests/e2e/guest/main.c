@@ -14,7 +14,7 @@
 
 #define MARKER_WORDS		8		/* 32 bytes */
 #define MARKER_REGION_START	0x200000u	/* 2 MiB */
-#define MARKER_REGION_SIZE	0x800000u	/* 8 MiB */
+#define MARKER_REGION_SIZE	0x200000u	/* 2 MiB */
 #define PAGE_SIZE		4096u
 
 static void write_marker_copies(const uint32_t *marker)
