@@ -5,8 +5,9 @@
 # so that a rebuild after a patch change is incremental and a clean clone on
 # the same machine reuses it.
 
-SECRETVM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SECRETVM_CACHE=${SECRETVM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/secretvm}
+# Both without symbolic links: L1 mounts overlays over their real paths.
+SECRETVM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+SECRETVM_CACHE=$(realpath -m "${SECRETVM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/secretvm}")
 # Debian's ccache masquerade directory: "cc" and "gcc" go through ccache even
 # where a build (QEMU's configure, the kernel) names the compiler itself.
 export PATH=/usr/lib/ccache:$PATH

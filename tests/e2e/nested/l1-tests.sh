@@ -1,90 +1,61 @@
 #!/bin/bash
-# Runs inside L1, chrooted into the host root over 9p (see init): checks
-# that KVM works with NPT, runs the secretmem selftests and the optional
-# extra command, and prints TAP.  Each selftest's own TAP is indented
-# under the line that sums it up.
+# Runs inside L1 (see init), as flat TAP: KVM works with NPT, the
+# secretmem selftests of the kernel series, and our QEMU with accel=kvm.
 #
-# Environment (set by scripts/run-nested in run.sh):
-#   SECRETVM_TESTS   kernel tree whose tools/testing/selftests are built
-#   SECRETVM_EXTRA   optional command run last (e.g. a QEMU accel=kvm test)
+# Environment (the env file of scripts/run-nested):
+#   SECRETVM_L1_KERNEL      patched: L1 runs the series; unpatched: plain 7.1.8
+#   SECRETVM_L1_QEMU        1: run our QEMU (built before the boot); 0: not
 #   SECRETMEM_ODIRECT_PATH  scratch block device for the O_DIRECT negative
-#   SECRETVM_QEMU    our patched QEMU, run with accel=kvm; empty: not run
-#   SECRETVM_PATCHED 1 if L1 runs the kernel series, 0 for the pristine base
-#   SECRETVM_TOP, SECRETVM_RESULTS  the clone, and the writable results dir
+#   SECRETVM_RESULTS        the run's folder (set by init), for the demo's logs
+#
+# On the patched kernel, scripts/run-demo with accel=kvm must pass: an L2
+# guest on memory-backend-secret, unreadable from L1's host paths and
+# L1's direct map, and the memfd control readable.  On the unpatched one,
+# the kernel refuses SECRETMEM_ALLOW_KVM, our QEMU refuses accel=kvm with
+# secret RAM, and the memfd control still runs on KVM.
 set -uo pipefail
+TOP=$(cd "$(dirname "$0")/../../.." && pwd)
+. "$TOP/scripts/lib.sh"
+. "$TOP/scripts/ktap.sh"
 
-: "${SECRETVM_TESTS:?SECRETVM_TESTS must name the built kernel tree}"
-SECRETVM_EXTRA=${SECRETVM_EXTRA:-}
-SECRETVM_QEMU=${SECRETVM_QEMU:-}
-st=$SECRETVM_TESTS/tools/testing/selftests
-n=0
-failed=0
+has_npt() {
+	local npt
 
-# result STATUS NAME: one TAP line; 0 passes, 4 (KSFT_SKIP) skips.
-result() {
-	n=$((n + 1))
-	case $1 in
-	0) echo "ok $n - $2" ;;
-	4) echo "ok $n - $2 # SKIP" ;;
-	*) echo "not ok $n - $2 (exit $1)"; failed=$((failed + 1)) ;;
-	esac
+	npt=$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null || echo missing)
+	echo "/dev/kvm: $(ls -l /dev/kvm 2>&1); kvm_amd npt=$npt"
+	[ -c /dev/kvm ] && [ "$npt" = Y ]
 }
 
-# run NAME CMD...: run a command, indent its output, report it.  A
-# kselftest whose tests all skipped counts as a skip, not a pass.
-run() {
-	local name=$1 out=$SECRETVM_RESULTS/out.$n rc
-	shift
-	echo "# $name"
-	"$@" >"$out" 2>&1
-	rc=$?
-	sed 's/^/    /' "$out"
-	[ $rc != 0 ] || ! grep -qE '^# Totals: pass:0 fail:0 .* skip:[1-9]' "$out" || rc=4
-	result "$rc" "$name"
+# qemu_on BACKEND: our QEMU with accel=kvm and RAM from BACKEND, for 20 s:
+# exit status 124 if it still ran then (SeaBIOS finds nothing to boot).
+qemu_on() {
+	timeout 20 "$qemu" -accel kvm -nodefaults -display none \
+		-object "memory-backend-$1,id=m0,size=6M" \
+		-machine pc,memory-backend=m0 -m 6M </dev/null
 }
 
-# qemu_kvm: our QEMU with accel=kvm on secret RAM.  Patched kernel: the
-# demo (secret vs memfd guest, probed from L1) must pass.  Pristine kernel:
-# QEMU must refuse, naming the missing kernel support.
-qemu_kvm() {
-	local name out rc
+ktap_print_header
+ktap_print_msg "L1 kernel $(uname -r) ($SECRETVM_L1_KERNEL), $(nproc) CPU(s), $(grep MemTotal /proc/meminfo)"
+selftests=$("$TOP/scripts/build-kernel" --print-tree)/tools/testing/selftests
+e2e=$("$TOP/scripts/build-e2e" | tail -n1)
 
-	if [ "$SECRETVM_PATCHED" = 1 ]; then
-		run "QEMU accel=kvm: run-demo, secret RAM vs memfd control" \
-			env SECRETVM_DEMO_LOGS="$SECRETVM_RESULTS/demo" \
-			"$SECRETVM_TOP/scripts/run-demo" --qemu "$SECRETVM_QEMU" --accel kvm
-		return
-	fi
-	name="QEMU accel=kvm refuses memory-backend-secret on a kernel without the series"
-	echo "# $name"
-	out=$(timeout 60 "$SECRETVM_QEMU" -accel kvm -nodefaults -display none \
-		-object memory-backend-secret,id=m0,size=64M \
-		-machine pc,memory-backend=m0 -m 64M </dev/null 2>&1)
-	rc=$?
-	sed 's/^/    /' <<<"$out"
-	if [ $rc = 1 ] && grep -q "SECRETMEM_ALLOW_KVM refused" <<<"$out"; then
-		result 0 "$name"
-	else
-		result 1 "$name"
-	fi
-}
-
-echo "TAP version 13"
-plan=3
-[ -n "$SECRETVM_QEMU" ] && plan=$((plan + 1))
-[ -n "$SECRETVM_EXTRA" ] && plan=$((plan + 1))
-echo "1..$plan"
-echo "# L1 kernel $(uname -r), $(nproc) CPU(s), $(grep MemTotal /proc/meminfo)"
-
-npt=$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null || echo missing)
-if [ -c /dev/kvm ] && [ "$npt" = Y ]; then
-	result 0 "L1 has /dev/kvm with kvm_amd npt=Y"
+ktap_test_result "L1 has /dev/kvm with kvm_amd npt=Y" has_npt
+ktap_include "mm/memfd_secret: " "$selftests/mm/memfd_secret"
+ktap_include "kvm/secretmem_test: " "$selftests/kvm/x86/secretmem_test"
+if [ "$SECRETVM_L1_KERNEL" = patched ]; then
+	ktap_test_status "the kernel accepts SECRETMEM_ALLOW_KVM" 0 "$e2e/secretmem-allows-kvm"
+	[ "$SECRETVM_L1_QEMU" = 0 ] ||
+		ktap_include "run-demo accel=kvm: " "$TOP/scripts/run-demo" --accel kvm
 else
-	echo "# /dev/kvm: $(ls -l /dev/kvm 2>&1), kvm_amd npt=$npt"
-	result 1 "L1 has /dev/kvm with kvm_amd npt=Y"
+	ktap_test_status "the kernel refuses SECRETMEM_ALLOW_KVM (EINVAL)" 1 "$e2e/secretmem-allows-kvm"
+	if [ "$SECRETVM_L1_QEMU" = 1 ]; then
+		qemu=$("$TOP/scripts/build-qemu" | tail -n1)
+		ktap_test_status "QEMU accel=kvm refuses memory-backend-secret at start" 1 qemu_on secret
+		ktap_test_status "control: the same QEMU runs on memory-backend-memfd" 124 qemu_on memfd
+		ktap_include "run-demo accel=kvm, memfd control: " \
+			"$TOP/scripts/run-demo" --accel kvm --backend memfd
+	fi
 fi
-run "selftests/mm/memfd_secret" "$st/mm/memfd_secret"
-run "selftests/kvm/x86/secretmem_test" "$st/kvm/x86/secretmem_test"
-[ -z "$SECRETVM_QEMU" ] || qemu_kvm
-[ -z "$SECRETVM_EXTRA" ] || run "extra: $SECRETVM_EXTRA" bash -c "$SECRETVM_EXTRA"
-[ "$failed" = 0 ]
+# The demo's logs live in the cache's overlay, gone with L1: keep them.
+[ ! -d "$SECRETVM_CACHE/demo" ] || cp -r "$SECRETVM_CACHE/demo" "$SECRETVM_RESULTS/"
+ktap_finished
