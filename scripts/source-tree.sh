@@ -27,17 +27,9 @@ series_lines() {
 	awk '!/^[[:space:]]*(#|$)/' "$1"
 }
 
-# series_files SERIES: the patches and real files a series consists of.
-series_files() {
-	local dir patch pairs pair
-
-	dir=$(dirname "$1")
-	while read -r patch pairs; do
-		echo "$dir/$patch"
-		for pair in $pairs; do
-			echo "$SECRETVM_TOP/${pair%%:*}"
-		done
-	done < <(series_lines "$1")
+# series_patches SERIES: the paths of its patches, in order.
+series_patches() {
+	series_lines "$1" | awk -v dir="$(dirname "$1")" '{ print dir "/" $1 }'
 }
 
 # content_key TEXT FILE...: a short hash of TEXT and the files' contents.
@@ -58,7 +50,7 @@ sync_series_files() {
 		for pair in $pairs; do
 			src=$SECRETVM_TOP/${pair%%:*}
 			dst=$tree/${pair#*:}
-			[ -f "$src" ] || die "$1 names $src, which does not exist"
+			[ -f "$src" ] || die "$2 names $src, which does not exist"
 			cmp -s "$src" "$dst" && continue
 			mkdir -p "$(dirname "$dst")"
 			cp "$src" "$dst"
@@ -84,22 +76,6 @@ apply_series() {
 	done < <(series_lines "$series")
 }
 
-# unpack SOURCE DIR: a Debian source package (.dsc, with Debian's own
-# patches applied) or an upstream tarball, into DIR, which must not exist.
-unpack() {
-	local source=$1 dir=$2
-
-	case $source in
-	*.dsc) dpkg-source -q -x "$source" "$dir" >/dev/null ;;
-	*)
-		mkdir -p "$dir.unpack"
-		tar -C "$dir.unpack" -xf "$source"
-		mv "$dir.unpack"/* "$dir"
-		rmdir "$dir.unpack"
-		;;
-	esac
-}
-
 # prepare_tree SOURCE TREE [SERIES]: unpack SOURCE into TREE as a git
 # repository tagged "pristine" and apply SERIES, unless TREE was prepared
 # already.
@@ -109,8 +85,13 @@ prepare_tree() {
 	[ -f "$tree/.secretvm-ready" ] && return 0
 	log "unpacking $(basename "$source") into $tree"
 	rm -rf "$tree" "$tmp"
-	mkdir -p "$(dirname "$tree")"
-	unpack "$source" "$tmp"
+	mkdir -p "$tmp"
+	# A Debian source package gets Debian's own patches; a tarball holds
+	# one folder.
+	case $source in
+	*.dsc) rmdir "$tmp" && dpkg-source -q -x "$source" "$tmp" >/dev/null ;;
+	*) tar -C "$tmp" -xf "$source" --strip-components=1 ;;
+	esac
 	git -C "$tmp" init -q -b upstream
 	git -C "$tmp" config user.name "Secret VM Developers"
 	git -C "$tmp" config user.email "secretvm@example.org"
@@ -124,22 +105,26 @@ prepare_tree() {
 	touch "$tree/.secretvm-ready"
 }
 
-# export_series TREE OUT SERIES: the commits since "pristine" as a
-# git format-patch series in OUT, with the cover letter filled in from
-# the series' cover-letter file.
+# export_series TREE OUT SERIES: the series as git format-patch writes it,
+# with the cover letter filled in from the series' cover-letter file, into
+# OUT.  The series is applied afresh in a worktree of TREE at "pristine",
+# so that the real files' current contents join their commits.
 export_series() {
-	local tree=$1 out=$2 letter cover subject body
+	local tree=$1 out=$2 series=$3 wt=${1%/src}/export letter cover
 
-	letter=$(dirname "$3")/cover-letter
+	letter=$(dirname "$series")/cover-letter
 	[ -f "$letter" ] || die "$letter is missing"
+	git -C "$tree" worktree remove --force "$wt" 2>/dev/null || rm -rf "$wt"
+	git -C "$tree" worktree prune
+	git -C "$tree" worktree add -q --detach "$wt" refs/tags/pristine
+	apply_series "$wt" "$series"
 	rm -rf "$out"
-	git -C "$tree" format-patch -q --zero-commit --no-signature --cover-letter \
+	git -C "$wt" format-patch -q --zero-commit --no-signature --cover-letter \
 		-o "$out" refs/tags/pristine..HEAD
-	cover=$(echo "$out"/0000-cover-letter.patch)
-	subject=$(head -n1 "$letter")
-	body=$(tail -n +3 "$letter")
-	SUBJECT=$subject BODY=$body awk '
-		/\*\*\* SUBJECT HERE \*\*\*/ { sub(/\*\*\* SUBJECT HERE \*\*\*/, ENVIRON["SUBJECT"]) }
+	git -C "$tree" worktree remove --force "$wt"
+	cover=$out/0000-cover-letter.patch
+	SUBJECT=$(head -n1 "$letter") BODY=$(tail -n +3 "$letter") awk '
+		{ sub(/\*\*\* SUBJECT HERE \*\*\*/, ENVIRON["SUBJECT"]) }
 		/^\*\*\* BLURB HERE \*\*\*$/ { print ENVIRON["BODY"]; next }
 		{ print }' "$cover" >"$cover.new"
 	mv "$cover.new" "$cover"
