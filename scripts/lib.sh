@@ -28,3 +28,11 @@ log() {
 	echo "==> $(basename "$0"): $*" >&2
 }
 
+
+# lock_tree DIR: hold DIR's lock until this script exits, so that two runs
+# (a developer's and CI's, say) never build in one tree at once.
+lock_tree() {
+	mkdir -p "$1"
+	exec {SECRETVM_LOCK_FD}>"$1/.lock"
+	flock "$SECRETVM_LOCK_FD"
+}
