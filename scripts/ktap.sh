@@ -81,7 +81,8 @@ ktap_include() {
 
 	while IFS= read -r line || [ -n "$line" ]; do
 		if [[ $line =~ $re ]]; then
-			desc=$prefix${BASH_REMATCH[5]} directive=${BASH_REMATCH[7]}
+			desc=${BASH_REMATCH[5]:-${prefix%: }} directive=${BASH_REMATCH[7]}
+			[ -z "${BASH_REMATCH[5]}" ] || desc=$prefix$desc
 			if [ -n "${BASH_REMATCH[1]}" ]; then
 				ktap_test_fail "$desc${directive:+ ($directive)}"
 			elif [[ $directive =~ ^[Ss][Kk][Ii][Pp]\ *(.*) ]]; then
@@ -103,12 +104,15 @@ ktap_include() {
 		fi
 	done < <("$@" 2>&1)
 	wait $! && rc=0 || rc=$?
-	[ -z "$skip_all" ] || rc=$KSFT_SKIP
+	[ -z "$skip_all" ] || [ "$rc" != 0 ] || rc=$KSFT_SKIP
 	tests=$((KTAP_TESTNO - tests))
 	if [ $tests = 0 ] && [ "$rc" = "$KSFT_SKIP" ]; then
 		ktap_test_skip "${prefix%: }" "${said:-exit status $KSFT_SKIP}"
 	elif [ "$rc" != 0 ] && [ "$rc" != "$KSFT_SKIP" ] && [ "$KTAP_CNT_FAIL" = "$failed" ]; then
 		ktap_test_fail "${prefix}exited with status $rc"
+	elif [ -n "$plan" ] && [ "$plan" -gt $tests ] && [ "$rc" = "$KSFT_SKIP" ]; then
+		# kselftest.h's ksft_exit_skip() once a plan is out
+		ktap_test_skip "${prefix%: }" "$((plan - tests)) planned tests not run: ${said:-exit status $KSFT_SKIP}"
 	elif [ -n "$plan" ] && [ "$plan" != $tests ]; then
 		ktap_test_fail "${prefix}ran $tests tests of the $plan it planned"
 	elif [ $tests = 0 ]; then

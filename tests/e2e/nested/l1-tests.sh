@@ -26,11 +26,11 @@ has_npt() {
 	[ -c /dev/kvm ] && [ "$npt" = Y ]
 }
 
-# qemu_on BACKEND: our QEMU with accel=kvm and RAM from BACKEND, for 20 s:
-# exit status 124 if it still ran then (SeaBIOS finds nothing to boot).
+# qemu_on ACCEL BACKEND: our QEMU with RAM from BACKEND, for 20 s: exit
+# status 124 if it still ran then (SeaBIOS finds nothing to boot).
 qemu_on() {
-	timeout 20 "$qemu" -accel kvm -nodefaults -display none \
-		-object "memory-backend-$1,id=m0,size=6M" \
+	timeout 20 "$qemu" -accel "$1" -nodefaults -display none \
+		-object "memory-backend-$2,id=m0,size=6M" \
 		-machine pc,memory-backend=m0 -m 6M </dev/null
 }
 
@@ -50,8 +50,9 @@ else
 	ktap_test_status "the kernel refuses SECRETMEM_ALLOW_KVM (EINVAL)" 1 "$e2e/secretmem-allows-kvm"
 	if [ "$SECRETVM_L1_QEMU" = 1 ]; then
 		qemu=$("$TOP/scripts/build-qemu" | tail -n1)
-		ktap_test_status "QEMU accel=kvm refuses memory-backend-secret at start" 1 qemu_on secret
-		ktap_test_status "control: the same QEMU runs on memory-backend-memfd" 124 qemu_on memfd
+		ktap_test_status "QEMU accel=kvm refuses memory-backend-secret at start" 1 qemu_on kvm secret
+		ktap_test_status "control: accel=kvm runs on memory-backend-memfd" 124 qemu_on kvm memfd
+		ktap_test_status "control: accel=tcg runs on memory-backend-secret" 124 qemu_on tcg secret
 		ktap_include "run-demo accel=kvm, memfd control: " \
 			"$TOP/scripts/run-demo" --accel kvm --backend memfd
 	fi
