@@ -11,16 +11,59 @@
 # A prepared tree is a git repository: the unpacked source committed and
 # tagged "pristine", then one commit per series line on branch "secretvm".
 
-# Pinned sources, best first: "DEBIAN-VERSION FILE SHA256" (scripts/fetch-sources).
+# Pinned sources: "DEBIAN-VERSION FILE SHA256" (the hash from Debian's
+# signed Sources index).  The mirror answers 404 for some of the newest
+# files, so QEMU has a fallback: trixie's 10.0.13, on which hostmem-secret
+# builds but the glue series may need a refresh.  Linux has none: the
+# series is against 7.1.8, and only its orig tarball is used (the .dsc
+# of 7.1.8-2 answers 404).
 QEMU_CANDIDATES=(
 	"1:10.2.2+ds-1 qemu_10.2.2+ds-1.dsc f1684b3aa5ec500c3389d346c6501dee45041ea91656c6556d4da9023b7987dd"
 	"1:10.0.13+ds-0+deb13u1 qemu_10.0.13+ds-0+deb13u1.dsc -"
 )
-LINUX_CANDIDATES=(
-	"7.1.8-2 linux_7.1.8.orig.tar.xz 47f9ce629bc14dd96c16a6a6a8cae4f7f3c3ff6138e2f64befc7bdad426e9728"
-)
+LINUX_SOURCE="7.1.8-2 linux_7.1.8.orig.tar.xz 47f9ce629bc14dd96c16a6a6a8cae4f7f3c3ff6138e2f64befc7bdad426e9728"
 QEMU_SERIES=$SECRETVM_TOP/qemu-patches/series
 LINUX_SERIES=$SECRETVM_TOP/kernel/patches/series
+
+# fetch_file URI NAME SHA256: download one file with apt's own client into
+# $SECRETVM_CACHE/src, unless it is there with the right hash.
+fetch_file() {
+	local dest=$SECRETVM_CACHE/src/$2
+
+	echo "$3  $dest" | sha256sum -c --status 2>/dev/null && return 0
+	rm -f "$dest"
+	mkdir -p "$SECRETVM_CACHE/src"
+	/usr/lib/apt/apt-helper download-file "$1" "$dest" "SHA256:$3" >&2
+}
+
+# fetch_source qemu|linux: fetch the best pinned source the mirror serves
+# and print its path (QEMU: the .dsc, whose files dpkg-source checks).
+fetch_source() {
+	local c ver file pin uri name size sum
+
+	if [ "$1" = linux ]; then
+		read -r ver file pin <<<"$LINUX_SOURCE"
+		fetch_file "http://deb.debian.org/debian/pool/main/l/linux/$file" "$file" "$pin" ||
+			die "cannot fetch the Linux $ver orig tarball"
+		echo "$SECRETVM_CACHE/src/$file"
+		return
+	fi
+	for c in "${QEMU_CANDIDATES[@]}"; do
+		read -r ver file pin <<<"$c"
+		while read -r uri name size sum; do
+			fetch_file "${uri//\'/}" "$name" "${sum#SHA256:}" || continue 2
+		done < <(apt-get source --print-uris -qq "qemu=$ver" 2>/dev/null | grep "^'")
+		if [ -f "$SECRETVM_CACHE/src/$file" ] && { [ "$pin" = - ] ||
+			echo "$pin  $SECRETVM_CACHE/src/$file" | sha256sum -c --status; }; then
+			[ "$c" = "${QEMU_CANDIDATES[0]}" ] ||
+				log "WARNING: fell back to QEMU $ver; qemu-patches/ targets ${QEMU_CANDIDATES[0]%% *}"
+			echo "$SECRETVM_CACHE/src/$file"
+			return
+		fi
+		log "QEMU $ver cannot be fetched or does not match its pin; trying the next candidate"
+	done
+	die "no QEMU source could be fetched (scripts/setup-host adds the deb-src entries)"
+}
 
 # series_lines SERIES: its lines without comments and blank lines.
 series_lines() {
