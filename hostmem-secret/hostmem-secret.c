@@ -41,6 +41,11 @@ struct HostMemoryBackendSecret {
 #define SECRETMEM_ALLOW_KVM 0x1U
 #endif
 
+/* The same series' KVM capability: KVM maps such memory into guests. */
+#ifndef KVM_CAP_SECRETMEM
+#define KVM_CAP_SECRETMEM 249
+#endif
+
 static void (*secret_backend_parent_complete)(UserCreatable *uc,
                                               Error **errp);
 
@@ -56,9 +61,20 @@ static int secret_backend_memfd_secret(unsigned int flags)
 
 static int secret_backend_create_fd(Error **errp)
 {
-    unsigned int flags = kvm_enabled() ? SECRETMEM_ALLOW_KVM : 0;
-    int fd = secret_backend_memfd_secret(flags);
+    unsigned int flags = 0;
+    int fd;
 
+    if (kvm_enabled()) {
+        if (kvm_check_extension(kvm_state, KVM_CAP_SECRETMEM) <= 0) {
+            error_setg(errp, "memory-backend-secret: the host's KVM cannot "
+                       "map secret memory into guests (no "
+                       "KVM_CAP_SECRETMEM); boot a kernel with the series "
+                       "in kernel/, or use accel=tcg");
+            return -1;
+        }
+        flags = SECRETMEM_ALLOW_KVM;
+    }
+    fd = secret_backend_memfd_secret(flags);
     if (fd >= 0) {
         return fd;
     }
@@ -68,10 +84,11 @@ static int secret_backend_create_fd(Error **errp)
                    "CONFIG_SECRETMEM=y and, on kernels older than 6.5, "
                    "the boot option secretmem.enable=1");
     } else if (errno == EINVAL && flags) {
-        error_setg(errp, "memory-backend-secret: the host kernel cannot map "
-                   "secret memory into KVM guests (memfd_secret flag "
-                   "SECRETMEM_ALLOW_KVM refused with EINVAL); boot a "
-                   "kernel with the series in kernel/, or use accel=tcg");
+        error_setg(errp, "memory-backend-secret: KVM reports "
+                   "KVM_CAP_SECRETMEM but memfd_secret() refuses "
+                   "SECRETMEM_ALLOW_KVM (EINVAL); the kernel's series is "
+                   "incomplete, boot one with the whole series in kernel/, "
+                   "or use accel=tcg");
     } else {
         error_setg_errno(errp, errno,
                          "memory-backend-secret: memfd_secret() failed");
