@@ -73,9 +73,14 @@ ktap_test_status() {
 # without a failed test, runs another number of tests than it planned, or
 # runs none without skipping; a skip when it skips without a test (exit 4
 # or a "1..0 # SKIP" plan), with the last thing it said as the reason.
+#
+# With KTAP_XFAIL_UNLESS=REGEX set, each result whose description does not
+# match REGEX must fail: its failure is adopted as a pass, and its pass or
+# skip as a failure (a test that must fail on a kernel without a fix).
 ktap_include() {
 	local prefix=$1 line desc directive rc plan="" said="" skip_all=""
-	local failed=$KTAP_CNT_FAIL tests=$KTAP_TESTNO
+	local failed=$KTAP_CNT_FAIL tests=$KTAP_TESTNO xfailed=0 xfail
+	local unless=${KTAP_XFAIL_UNLESS:-}
 	local re='^(not )?ok([[:space:]]+[0-9]+)?([[:space:]]+-)?([[:space:]]+([^#]*[^#[:space:]]))?[[:space:]]*(#[[:space:]]*(.*))?$'
 	shift
 
@@ -83,8 +88,15 @@ ktap_include() {
 		if [[ $line =~ $re ]]; then
 			desc=${BASH_REMATCH[5]:-${prefix%: }} directive=${BASH_REMATCH[7]}
 			[ -z "${BASH_REMATCH[5]}" ] || desc=$prefix$desc
-			if [ -n "${BASH_REMATCH[1]}" ]; then
+			xfail=
+			[ -z "$unless" ] || [[ $desc =~ $unless ]] || xfail=1
+			if [ -n "${BASH_REMATCH[1]}" ] && [ -n "$xfail" ]; then
+				ktap_test_pass "$desc fails, as it must${directive:+ ($directive)}"
+				xfailed=1
+			elif [ -n "${BASH_REMATCH[1]}" ]; then
 				ktap_test_fail "$desc${directive:+ ($directive)}"
+			elif [ -n "$xfail" ]; then
+				ktap_test_fail "$desc did not fail${directive:+ ($directive)}"
 			elif [[ $directive =~ ^[Ss][Kk][Ii][Pp]\ *(.*) ]]; then
 				ktap_test_skip "$desc" "${BASH_REMATCH[1]}"
 			else
@@ -108,7 +120,8 @@ ktap_include() {
 	tests=$((KTAP_TESTNO - tests))
 	if [ $tests = 0 ] && [ "$rc" = "$KSFT_SKIP" ]; then
 		ktap_test_skip "${prefix%: }" "${said:-exit status $KSFT_SKIP}"
-	elif [ "$rc" != 0 ] && [ "$rc" != "$KSFT_SKIP" ] && [ "$KTAP_CNT_FAIL" = "$failed" ]; then
+	elif [ "$rc" != 0 ] && [ "$rc" != "$KSFT_SKIP" ] && [ "$KTAP_CNT_FAIL" = "$failed" ] &&
+		[ $xfailed = 0 ]; then
 		ktap_test_fail "${prefix}exited with status $rc"
 	elif [ -n "$plan" ] && [ "$plan" -gt $tests ] && [ "$rc" = "$KSFT_SKIP" ]; then
 		# kselftest.h's ksft_exit_skip() once a plan is out

@@ -3,16 +3,26 @@
 # secretmem selftests of the kernel series, and our QEMU with accel=kvm.
 #
 # Environment (the env file of scripts/run-nested):
-#   SECRETVM_L1_KERNEL      patched: L1 runs the series; unpatched: plain 7.1.8
+#   SECRETVM_L1_KERNEL      patched: L1 runs the series; unpatched: plain
+#                           7.1.8; without-kvm: the series minus its KVM
+#                           patches (build-kernel --without-kvm)
 #   SECRETVM_L1_QEMU        1: run our QEMU (built before the boot); 0: not
 #   SECRETMEM_ODIRECT_PATH  scratch block device for the O_DIRECT negative
 #   SECRETVM_RESULTS        the run's folder (set by init), for the demo's logs
+#   SECRETVM_L1_SUITE       kvm-selftests: run upstream's x86 KVM selftests
+#                           instead (scripts/compare-kvm-selftests), one
+#                           result per program, at most
+#                           SECRETVM_L1_TEST_TIMEOUT s each
 #
 # On the patched kernel, scripts/run-demo with accel=kvm must pass: an L2
 # guest on memory-backend-secret, unreadable from L1's host paths and
 # L1's direct map, and the memfd control readable.  On the unpatched one,
-# the kernel refuses SECRETMEM_ALLOW_KVM, our QEMU refuses accel=kvm with
-# secret RAM, and the memfd control still runs on KVM.
+# the kernel refuses SECRETMEM_ALLOW_KVM, the KVM selftest skips, our QEMU
+# refuses accel=kvm with secret RAM, and the memfd control still runs on
+# KVM.  Without the KVM patches, the kernel takes the flag but KVM cannot
+# map the memory: every KVM selftest that runs a guest on secret memory
+# must fail (its controls on other memory pass), and QEMU refuses as on
+# the unpatched kernel (no KVM_CAP_SECRETMEM).
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../../.." && pwd)
 . "$TOP/scripts/lib.sh"
@@ -34,20 +44,42 @@ qemu_on() {
 		-machine pc,memory-backend=m0 -m 6M </dev/null
 }
 
+# kvm_programs: upstream's x86 KVM selftest programs, from Makefile.kvm.
+kvm_programs() {
+	sed -nE 's/^TEST_GEN_PROGS_(COMMON|x86) \+?= ([^$ ]+)$/\2/p' \
+		"$selftests/kvm/Makefile.kvm"
+}
+
 ktap_print_header
 ktap_print_msg "L1 kernel $(uname -r) ($SECRETVM_L1_KERNEL), $(nproc) CPU(s), $(grep MemTotal /proc/meminfo)"
 selftests=$("$TOP/scripts/build-kernel" --print-tree)/tools/testing/selftests
+if [ "${SECRETVM_L1_SUITE:-}" = kvm-selftests ]; then
+	cd "$selftests/kvm" || exit 1
+	for prog in $(kvm_programs); do
+		ktap_test_result "$prog" timeout "${SECRETVM_L1_TEST_TIMEOUT:-120}" "./$prog"
+	done
+	ktap_finished
+fi
 e2e=$("$TOP/scripts/build-e2e" | tail -n1)
 
 ktap_test_result "L1 has /dev/kvm with kvm_amd npt=Y" has_npt
 ktap_include "mm/memfd_secret: " "$selftests/mm/memfd_secret"
-ktap_include "kvm/secretmem_test: " "$selftests/kvm/x86/secretmem_test"
+if [ "$SECRETVM_L1_KERNEL" = without-kvm ]; then
+	KTAP_XFAIL_UNLESS='(not_opted_in_efault|anon_control|anon_slot_control)$' \
+		ktap_include "kvm/secretmem_test: " "$selftests/kvm/x86/secretmem_test"
+else
+	ktap_include "kvm/secretmem_test: " "$selftests/kvm/x86/secretmem_test"
+fi
 if [ "$SECRETVM_L1_KERNEL" = patched ]; then
 	ktap_test_status "the kernel accepts SECRETMEM_ALLOW_KVM" 0 "$e2e/secretmem-allows-kvm"
 	[ "$SECRETVM_L1_QEMU" = 0 ] ||
 		ktap_include "run-demo accel=kvm: " "$TOP/scripts/run-demo" --accel kvm
 else
-	ktap_test_status "the kernel refuses SECRETMEM_ALLOW_KVM (EINVAL)" 1 "$e2e/secretmem-allows-kvm"
+	if [ "$SECRETVM_L1_KERNEL" = without-kvm ]; then
+		ktap_test_status "the kernel accepts SECRETMEM_ALLOW_KVM" 0 "$e2e/secretmem-allows-kvm"
+	else
+		ktap_test_status "the kernel refuses SECRETMEM_ALLOW_KVM (EINVAL)" 1 "$e2e/secretmem-allows-kvm"
+	fi
 	if [ "$SECRETVM_L1_QEMU" = 1 ]; then
 		qemu=$("$TOP/scripts/build-qemu" | tail -n1)
 		ktap_test_status "QEMU accel=kvm refuses memory-backend-secret at start" 1 qemu_on kvm secret
