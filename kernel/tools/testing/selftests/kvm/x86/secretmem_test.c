@@ -1193,6 +1193,28 @@ static int kcore_read_page(int fd, u64 addr, void *buf)
 	return -ENOENT;
 }
 
+/*
+ * Set kernel.kptr_restrict to @val; returns the old value, or -errno.
+ * /proc/vmallocinfo shows root the real addresses only with 1: with 0,
+ * %pK hashes them.
+ */
+static int set_kptr_restrict(int val)
+{
+	int fd, old = -EIO;
+	char c;
+
+	fd = open("/proc/sys/kernel/kptr_restrict", O_RDWR);
+	if (fd < 0)
+		return -errno;
+	if (read(fd, &c, 1) == 1)
+		old = c - '0';
+	c = '0' + val;
+	if (old >= 0 && pwrite(fd, &c, 1, 0) != 1)
+		old = -errno;
+	close(fd);
+	return old;
+}
+
 static void guest_kvmclock_marker(gpa_t pvti, u64 *dst, u64 seed)
 {
 	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti | KVM_MSR_ENABLED);
@@ -1206,8 +1228,8 @@ static void guest_kvmclock_marker(gpa_t pvti, u64 *dst, u64 seed)
 TEST_F_TIMEOUT(secretmem, kcore_alias_reads_zeroes, TIMEOUT)
 {
 	u64 start, end, *buf, seed = 0x5ec2e7;
+	int fd, err, aliases = 0, kptr_restrict;
 	char line[512];
-	int fd, aliases = 0;
 	struct ucall uc;
 	size_t i;
 	FILE *f;
@@ -1215,8 +1237,14 @@ TEST_F_TIMEOUT(secretmem, kcore_alias_reads_zeroes, TIMEOUT)
 	fd = open("/proc/kcore", O_RDONLY);
 	if (fd < 0)
 		SKIP(return, "/proc/kcore: %s", strerror(errno));
+	kptr_restrict = set_kptr_restrict(1);
+	if (kptr_restrict < 0) {
+		close(fd);
+		SKIP(return, "kernel.kptr_restrict: %s", strerror(-kptr_restrict));
+	}
 	f = fopen("/proc/vmallocinfo", "r");
 	if (!f) {
+		set_kptr_restrict(kptr_restrict);
 		close(fd);
 		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
 	}
@@ -1234,14 +1262,18 @@ TEST_F_TIMEOUT(secretmem, kcore_alias_reads_zeroes, TIMEOUT)
 			continue;
 		aliases++;
 		memset(buf, 0xff, PAGE_SIZE);
-		ASSERT_EQ(0, kcore_read_page(fd, start, buf));
+		err = kcore_read_page(fd, start, buf);
+		EXPECT_EQ(0, err) TH_LOG("alias %#lx: %s", start, strerror(-err));
+		if (err)
+			continue;
 		for (i = 0; i < PAGE_SIZE / 8; i++)
 			EXPECT_EQ(0, buf[i]) TH_LOG("alias %#lx, word %zu", start, i);
 	}
 	ksft_print_msg("secretmem aliases read through /proc/kcore: %d\n", aliases);
-	EXPECT_LE(1, aliases) TH_LOG("no alias (or addresses hidden by kptr_restrict)");
+	EXPECT_LE(1, aliases);
 	free(buf);
 	fclose(f);
+	set_kptr_restrict(kptr_restrict);
 	close(fd);
 }
 
