@@ -79,7 +79,7 @@ ktap_test_status() {
 # skip as a failure (a test that must fail on a kernel without a fix).
 ktap_include() {
 	local prefix=$1 line desc directive rc plan="" said="" skip_all=""
-	local failed=$KTAP_CNT_FAIL tests=$KTAP_TESTNO xfailed=0 xfail
+	local failed=$KTAP_CNT_FAIL tests=$KTAP_TESTNO xfailed=0 xfail notok
 	local unless=${KTAP_XFAIL_UNLESS:-}
 	local re='^(not )?ok([[:space:]]+[0-9]+)?([[:space:]]+-)?([[:space:]]+([^#]*[^#[:space:]]))?[[:space:]]*(#[[:space:]]*(.*))?$'
 	shift
@@ -87,13 +87,14 @@ ktap_include() {
 	while IFS= read -r line || [ -n "$line" ]; do
 		if [[ $line =~ $re ]]; then
 			desc=${BASH_REMATCH[5]:-${prefix%: }} directive=${BASH_REMATCH[7]}
+			notok=${BASH_REMATCH[1]}
 			[ -z "${BASH_REMATCH[5]}" ] || desc=$prefix$desc
 			xfail=
 			[ -z "$unless" ] || [[ $desc =~ $unless ]] || xfail=1
-			if [ -n "${BASH_REMATCH[1]}" ] && [ -n "$xfail" ]; then
+			if [ -n "$notok" ] && [ -n "$xfail" ]; then
 				ktap_test_pass "$desc fails, as it must${directive:+ ($directive)}"
 				xfailed=1
-			elif [ -n "${BASH_REMATCH[1]}" ]; then
+			elif [ -n "$notok" ]; then
 				ktap_test_fail "$desc${directive:+ ($directive)}"
 			elif [ -n "$xfail" ]; then
 				ktap_test_fail "$desc did not fail${directive:+ ($directive)}"
