@@ -299,11 +299,15 @@ TEST_F_TIMEOUT(secretmem, kvmclock_in_secret_slot, TIMEOUT)
 	EXPECT_NE(0, pvti->tsc_to_system_mul);
 }
 
-/* Steal time is written by KVM through the user mapping (uaccess). */
-static void guest_steal_time(gpa_t gpa)
+/*
+ * Steal time is written by KVM through the user mapping (uaccess), and
+ * read by the guest from the secret slot.
+ */
+static void guest_steal_time(gpa_t gpa, struct kvm_steal_time *st)
 {
 	wrmsr(MSR_KVM_STEAL_TIME, gpa | KVM_MSR_ENABLED);
 	GUEST_SYNC(0);
+	GUEST_ASSERT(READ_ONCE(st->version) && !(READ_ONCE(st->version) & 1));
 	GUEST_DONE();
 }
 
@@ -315,7 +319,7 @@ TEST_F_TIMEOUT(secretmem, steal_time_in_secret_slot, TIMEOUT)
 	vm_with_slot(&self->t, guest_steal_time, self->t.mem, 0);
 	if (!kvm_cpu_has(X86_FEATURE_KVM_STEAL_TIME))
 		SKIP(return, "no KVM_FEATURE_STEAL_TIME in the guest's CPUID");
-	vcpu_args_set(self->t.vcpu, 1, MEM_GPA + PAGE_SIZE);
+	vcpu_args_set(self->t.vcpu, 2, MEM_GPA + PAGE_SIZE, MEM_GPA + PAGE_SIZE);
 	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
 	EXPECT_NE(0, READ_ONCE(st->version));
 	EXPECT_EQ(0, READ_ONCE(st->version) & 1);
