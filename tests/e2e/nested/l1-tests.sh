@@ -7,6 +7,8 @@
 #                           7.1.8; without-kvm: the series minus its KVM
 #                           patches (build-kernel --without-kvm)
 #   SECRETVM_L1_QEMU        1: run our QEMU (built before the boot); 0: not
+#   SECRETVM_L1_MODULES     root of the L1 kernel's installed modules, to
+#                           load kvm_amd again with npt=0
 #   SECRETMEM_ODIRECT_PATH  scratch block device for the O_DIRECT negative
 #   SECRETVM_RESULTS        the run's folder (set by init), for the demo's logs
 #   SECRETVM_L1_SUITE       kvm-selftests: run upstream's x86 KVM selftests
@@ -22,7 +24,9 @@
 # KVM.  Without the KVM patches, the kernel takes the flag but KVM cannot
 # map the memory: every KVM selftest that runs a guest on secret memory
 # must fail (its controls on other memory pass), and QEMU refuses as on
-# the unpatched kernel (no KVM_CAP_SECRETMEM).
+# the unpatched kernel (no KVM_CAP_SECRETMEM).  Where the kernel takes the
+# flag, the KVM selftest runs again on KVM's shadow MMU (kvm_amd npt=0),
+# without its tests of other kernel paths, which do not depend on the MMU.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../../.." && pwd)
 . "$TOP/scripts/lib.sh"
@@ -42,6 +46,30 @@ qemu_on() {
 	timeout 20 "$qemu" -accel "$1" -nodefaults -display none \
 		-object "memory-backend-$2,id=m0,size=6M" \
 		-machine pc,memory-backend=m0 -m 6M </dev/null
+}
+
+# shadow_mmu: kvm_amd loaded again with npt=0 and nested SVM (modprobe
+# from the host's root, without its configuration; modules from the L1
+# kernel's tree).
+shadow_mmu() {
+	/usr/sbin/rmmod kvm_amd &&
+		/usr/sbin/modprobe -C /dev/null -d "$SECRETVM_L1_MODULES" kvm_amd npt=0 nested=1 &&
+		[ "$(cat /sys/module/kvm_amd/parameters/npt)" = N ] &&
+		[ "$(cat /sys/module/kvm_amd/parameters/nested)" = 1 ]
+}
+
+# secretmem_test PREFIX ARGS...: our KVM selftest; on a kernel without the
+# KVM patches, each test that needs KVM to map secret memory must fail.
+secretmem_test() {
+	local prefix=$1
+
+	shift
+	if [ "$SECRETVM_L1_KERNEL" = without-kvm ]; then
+		KTAP_XFAIL_UNLESS='(not_opted_in_efault|anon_control|anon_slot_control)(\.[a-z_]+)?$' \
+			ktap_include "$prefix" "$selftests/kvm/x86/secretmem_test" "$@"
+	else
+		ktap_include "$prefix" "$selftests/kvm/x86/secretmem_test" "$@"
+	fi
 }
 
 # kvm_programs: upstream's x86 KVM selftest programs, from Makefile.kvm.
@@ -64,12 +92,7 @@ e2e=$("$TOP/scripts/build-e2e" | tail -n1)
 
 ktap_test_result "L1 has /dev/kvm with kvm_amd npt=Y" has_npt
 ktap_include "mm/memfd_secret: " "$selftests/mm/memfd_secret"
-if [ "$SECRETVM_L1_KERNEL" = without-kvm ]; then
-	KTAP_XFAIL_UNLESS='(not_opted_in_efault|anon_control|anon_slot_control)$' \
-		ktap_include "kvm/secretmem_test: " "$selftests/kvm/x86/secretmem_test"
-else
-	ktap_include "kvm/secretmem_test: " "$selftests/kvm/x86/secretmem_test"
-fi
+secretmem_test "kvm/secretmem_test: "
 if [ "$SECRETVM_L1_KERNEL" = patched ]; then
 	ktap_test_status "the kernel accepts SECRETMEM_ALLOW_KVM" 0 "$e2e/secretmem-allows-kvm"
 	[ "$SECRETVM_L1_QEMU" = 0 ] ||
@@ -87,6 +110,17 @@ else
 		ktap_test_status "control: accel=tcg runs on memory-backend-secret" 124 qemu_on tcg secret
 		ktap_include "run-demo accel=kvm, memfd control: " \
 			"$TOP/scripts/run-demo" --accel kvm --backend memfd
+	fi
+fi
+if [ "$SECRETVM_L1_KERNEL" != unpatched ]; then
+	if out=$(shadow_mmu 2>&1); then
+		ktap_test_pass "kvm_amd loaded again with npt=0"
+		secretmem_test "kvm/secretmem_test npt=0: " -F secret_attack \
+			-T kcore_secret_slot_no_hits -T kcore_alias_reads_zeroes \
+			-T kcore_anon_slot_control
+	else
+		[ -z "$out" ] || sed "s/^/# /" <<<"$out"
+		ktap_test_fail "kvm_amd loaded again with npt=0"
 	fi
 fi
 # The demo's logs live in the cache's overlay, gone with L1: keep them.

@@ -51,6 +51,7 @@
 #define MEM_SIZE	(NR_PAGES * PAGE_SIZE)
 #define MMIO_GPA	(MEM_GPA + 2 * MEM_SIZE)
 #define MMIO_VAL	0x5ec2e7u
+#define GUEST_WORD	0x5ec2e7000000ull
 #define MARKER_QWORDS	4
 #define MARKER_OFFSET	0x100
 #define TIMEOUT		300
@@ -60,8 +61,8 @@ static int memfd_secret(unsigned int flags)
 	return syscall(__NR_memfd_secret, flags);
 }
 
-/* Map a secretmem file of MEM_SIZE, or return MAP_FAILED with errno. */
-static void *secret_map(unsigned int flags, int *fdp)
+/* Map a secretmem file of @size, or return MAP_FAILED with errno. */
+static void *secret_map(unsigned int flags, size_t size, int *fdp)
 {
 	void *mem;
 	int fd;
@@ -69,11 +70,11 @@ static void *secret_map(unsigned int flags, int *fdp)
 	fd = memfd_secret(flags);
 	if (fd < 0)
 		return MAP_FAILED;
-	if (ftruncate(fd, MEM_SIZE)) {
+	if (ftruncate(fd, size)) {
 		close(fd);
 		return MAP_FAILED;
 	}
-	mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED)
 		close(fd);
 	else
@@ -93,11 +94,11 @@ FIXTURE(secretmem) {
 };
 
 /*
- * Map a secret file that allows KVM into @t; returns 0, or the errno for
- * which the test skips: no memfd_secret(2) at all (ENOSYS), or no
- * SECRETMEM_ALLOW_KVM (EINVAL).
+ * Fixture setup: map a secret file that allows KVM into @t, or skip the
+ * test when memfd_secret(2) refuses (no secretmem at all, or no
+ * SECRETMEM_ALLOW_KVM: EINVAL).
  */
-static int secret_setup(struct __test_metadata *_metadata, struct secret_vm *t)
+static void secret_setup(struct __test_metadata *_metadata, struct secret_vm *t)
 {
 	int fd = memfd_secret(0);
 
@@ -105,13 +106,12 @@ static int secret_setup(struct __test_metadata *_metadata, struct secret_vm *t)
 	t->fd = -1;
 	t->mem = NULL;
 	if (fd < 0)
-		return errno;
+		SKIP(return, "memfd_secret(2): %s", strerror(errno));
 	close(fd);
-	t->mem = secret_map(SECRETMEM_ALLOW_KVM, &t->fd);
+	t->mem = secret_map(SECRETMEM_ALLOW_KVM, MEM_SIZE, &t->fd);
 	if (t->mem == MAP_FAILED && errno == EINVAL)
-		return EINVAL;
-	EXPECT_NE(MAP_FAILED, t->mem) TH_LOG("secretmem: %s", strerror(errno));
-	return 0;
+		SKIP(return, "memfd_secret(SECRETMEM_ALLOW_KVM): EINVAL, no opt-in");
+	ASSERT_NE(MAP_FAILED, t->mem) TH_LOG("secretmem: %s", strerror(errno));
 }
 
 static void secret_teardown(struct secret_vm *t)
@@ -124,20 +124,9 @@ static void secret_teardown(struct secret_vm *t)
 		close(t->fd);
 }
 
-#define SECRET_SETUP(t)							\
-	do {								\
-		int __err = secret_setup(_metadata, t);			\
-									\
-		if (__err == EINVAL)					\
-			SKIP(return, "memfd_secret(SECRETMEM_ALLOW_KVM): EINVAL, no opt-in"); \
-		if (__err)						\
-			SKIP(return, "memfd_secret(2): %s", strerror(__err)); \
-		ASSERT_NE(MAP_FAILED, (t)->mem);			\
-	} while (0)
-
 FIXTURE_SETUP(secretmem)
 {
-	SECRET_SETUP(&self->t);
+	secret_setup(_metadata, &self->t);
 }
 
 FIXTURE_TEARDOWN(secretmem)
@@ -161,6 +150,16 @@ static void vm_with_slot(struct secret_vm *self, void *guest, void *mem,
 	add_slot(self, mem, slot_flags);
 }
 
+/* The ucall of the exit KVM_RUN returned; fails on a guest assert. */
+static u64 ucall_of_exit(struct __test_metadata *_metadata,
+			 struct kvm_vcpu *vcpu, struct ucall *uc)
+{
+	EXPECT_EQ(KVM_EXIT_IO, vcpu->run->exit_reason);
+	if (get_ucall(vcpu, uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(*uc);
+	return uc->cmd;
+}
+
 /* Run until the next ucall; returns its command, fails on a guest assert. */
 static u64 run_to_ucall(struct __test_metadata *_metadata,
 			struct kvm_vcpu *vcpu, struct ucall *uc)
@@ -170,38 +169,51 @@ static u64 run_to_ucall(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, rc) TH_LOG("KVM_RUN: %s", strerror(errno));
 	if (rc)
 		return UCALL_NONE;
-	EXPECT_EQ(KVM_EXIT_IO, vcpu->run->exit_reason);
-	if (get_ucall(vcpu, uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(*uc);
-	return uc->cmd;
+	return ucall_of_exit(_metadata, vcpu, uc);
 }
 
+/* Writes a word to each page of the slot, then checks the host's answers. */
 static void guest_rw(u64 *mem)
 {
 	int i;
 
 	for (i = 0; i < NR_PAGES; i++)
-		mem[i * PAGE_SIZE / 8] = 0x5ec2e7000000ull | i;
+		mem[i * PAGE_SIZE / 8] = GUEST_WORD | i;
 	GUEST_SYNC(1);
 	for (i = 0; i < NR_PAGES; i++)
 		GUEST_ASSERT_EQ(mem[i * PAGE_SIZE / 8 + 1], ~(u64)i);
 	GUEST_DONE();
 }
 
-TEST_F_TIMEOUT(secretmem, guest_read_write, TIMEOUT)
+/* Run guest_rw on the slot at MEM_GPA until it has written every page. */
+static void guest_rw_to_sync(struct __test_metadata *_metadata,
+			     struct kvm_vcpu *vcpu)
 {
-	u64 *mem = self->t.mem;
+	struct ucall uc;
+
+	vcpu_args_set(vcpu, 1, MEM_GPA);
+	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, vcpu, &uc));
+}
+
+/* Check guest_rw's words in @mem, answer them, and let it finish. */
+static void guest_rw_finish(struct __test_metadata *_metadata,
+			    struct kvm_vcpu *vcpu, u64 *mem)
+{
 	struct ucall uc;
 	int i;
 
-	vm_with_slot(&self->t, guest_rw, self->t.mem, 0);
-	vcpu_args_set(self->t.vcpu, 1, MEM_GPA);
-	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
 	for (i = 0; i < NR_PAGES; i++) {
-		ASSERT_EQ(0x5ec2e7000000ull | i, mem[i * PAGE_SIZE / 8]);
+		ASSERT_EQ(GUEST_WORD | i, mem[i * PAGE_SIZE / 8]);
 		mem[i * PAGE_SIZE / 8 + 1] = ~(u64)i;
 	}
-	ASSERT_EQ(UCALL_DONE, run_to_ucall(_metadata, self->t.vcpu, &uc));
+	ASSERT_EQ(UCALL_DONE, run_to_ucall(_metadata, vcpu, &uc));
+}
+
+TEST_F_TIMEOUT(secretmem, guest_read_write, TIMEOUT)
+{
+	vm_with_slot(&self->t, guest_rw, self->t.mem, 0);
+	guest_rw_to_sync(_metadata, self->t.vcpu);
+	guest_rw_finish(_metadata, self->t.vcpu, self->t.mem);
 }
 
 /* Secretmem that did not opt in stays refused to KVM. */
@@ -210,7 +222,7 @@ TEST_F_TIMEOUT(secretmem, not_opted_in_efault, TIMEOUT)
 	void *plain;
 	int fd = -1;
 
-	plain = secret_map(0, &fd);
+	plain = secret_map(0, MEM_SIZE, &fd);
 	ASSERT_NE(MAP_FAILED, plain);
 	vm_with_slot(&self->t, guest_rw, plain, 0);
 	vcpu_args_set(self->t.vcpu, 1, MEM_GPA);
@@ -230,23 +242,14 @@ TEST_F_TIMEOUT(secretmem, capability, TIMEOUT)
 
 TEST_F_TIMEOUT(secretmem, user_memory_region2, TIMEOUT)
 {
-	u64 *mem = self->t.mem;
-	struct ucall uc;
-	int i;
-
 	if (!kvm_has_cap(KVM_CAP_USER_MEMORY2))
 		SKIP(return, "no KVM_CAP_USER_MEMORY2");
 	self->t.vm = vm_create_with_one_vcpu(&self->t.vcpu, guest_rw);
 	vm_set_user_memory_region2(self->t.vm, SLOT, 0, MEM_GPA, MEM_SIZE,
 				   self->t.mem, 0, 0);
 	virt_map(self->t.vm, MEM_GPA, MEM_GPA, NR_PAGES);
-	vcpu_args_set(self->t.vcpu, 1, MEM_GPA);
-	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
-	for (i = 0; i < NR_PAGES; i++) {
-		ASSERT_EQ(0x5ec2e7000000ull | i, mem[i * PAGE_SIZE / 8]);
-		mem[i * PAGE_SIZE / 8 + 1] = ~(u64)i;
-	}
-	ASSERT_EQ(UCALL_DONE, run_to_ucall(_metadata, self->t.vcpu, &uc));
+	guest_rw_to_sync(_metadata, self->t.vcpu);
+	guest_rw_finish(_metadata, self->t.vcpu, self->t.mem);
 }
 
 static void guest_read_then_write(u64 *mem)
@@ -381,6 +384,59 @@ static void guest_kvmclock_twice(gpa_t gpa, struct pvclock_vcpu_time_info *pvti)
 	GUEST_DONE();
 }
 
+/* Every vCPU updates its kvm-clock page at its next entry. */
+static void request_clock_update(struct kvm_vm *vm)
+{
+	struct kvm_clock_data clock = {};
+
+	vm_ioctl(vm, KVM_GET_CLOCK, &clock);
+	clock.flags = 0;
+	vm_ioctl(vm, KVM_SET_CLOCK, &clock);
+}
+
+/*
+ * Delete memslot SLOT, unmap and close its secret file, and add new secret
+ * memory at the same address.
+ */
+static void replace_slot_memory(struct __test_metadata *_metadata,
+				struct secret_vm *t)
+{
+	ASSERT_EQ(0, __vm_set_user_memory_region(t->vm, SLOT, 0, MEM_GPA, 0,
+						 NULL));
+	ASSERT_EQ(0, munmap(t->mem, MEM_SIZE));
+	t->mem = NULL;
+	ASSERT_EQ(0, close(t->fd));
+	t->fd = -1;
+	t->mem = secret_map(SECRETMEM_ALLOW_KVM, MEM_SIZE, &t->fd);
+	ASSERT_NE(MAP_FAILED, t->mem);
+	vm_set_user_memory_region(t->vm, SLOT, 0, MEM_GPA, MEM_SIZE, t->mem);
+}
+
+/*
+ * Once the VM and the memory are gone, no kernel alias may be left: a
+ * worker frees the last ones, so wait up to 10 s for it.
+ */
+static void free_all_expect_no_alias(struct __test_metadata *_metadata,
+				     struct secret_vm *t)
+{
+	int i, left;
+
+	kvm_vm_free(t->vm);
+	t->vm = NULL;
+	ASSERT_EQ(0, munmap(t->mem, MEM_SIZE));
+	t->mem = NULL;
+	ASSERT_EQ(0, close(t->fd));
+	t->fd = -1;
+	for (i = 0; i < 100; i++) {
+		left = vmallocinfo_count("secretmem_kvm_map_page");
+		if (!left)
+			break;
+		usleep(100 * 1000);
+	}
+	EXPECT_EQ(0, left)
+		TH_LOG("a kernel alias of a secret page outlived its file and VM");
+}
+
 /*
  * The kvm-clock page's slot is deleted, its file unmapped and closed while
  * KVM's gfn_to_pfn_cache still maps the page, and new secret memory is
@@ -390,10 +446,7 @@ static void guest_kvmclock_twice(gpa_t gpa, struct pvclock_vcpu_time_info *pvti)
 TEST_F_TIMEOUT(secretmem, kvmclock_slot_replaced, TIMEOUT)
 {
 	struct pvclock_vcpu_time_info *pvti;
-	struct kvm_clock_data clock = {};
 	struct ucall uc;
-	void *fresh;
-	int fd = -1;
 
 	if (vmallocinfo_count("secretmem_kvm_map_page") < 0)
 		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
@@ -402,34 +455,12 @@ TEST_F_TIMEOUT(secretmem, kvmclock_slot_replaced, TIMEOUT)
 	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
 	EXPECT_LE(1, vmallocinfo_count("secretmem_kvm_map_page"));
 
-	ASSERT_EQ(0, __vm_set_user_memory_region(self->t.vm, SLOT, 0, MEM_GPA,
-						 0, NULL));
-	ASSERT_EQ(0, munmap(self->t.mem, MEM_SIZE));
-	self->t.mem = NULL;
-	ASSERT_EQ(0, close(self->t.fd));
-	self->t.fd = -1;
-
-	fresh = secret_map(SECRETMEM_ALLOW_KVM, &fd);
-	ASSERT_NE(MAP_FAILED, fresh);
-	self->t.mem = fresh;
-	self->t.fd = fd;
-	vm_set_user_memory_region(self->t.vm, SLOT, 0, MEM_GPA, MEM_SIZE, fresh);
-	/* every vCPU updates its kvm-clock page at the next entry */
-	vm_ioctl(self->t.vm, KVM_GET_CLOCK, &clock);
-	clock.flags = 0;
-	vm_ioctl(self->t.vm, KVM_SET_CLOCK, &clock);
+	replace_slot_memory(_metadata, &self->t);
+	request_clock_update(self->t.vm);
 	ASSERT_EQ(UCALL_DONE, run_to_ucall(_metadata, self->t.vcpu, &uc));
-	pvti = fresh + PAGE_SIZE;
+	pvti = self->t.mem + PAGE_SIZE;
 	EXPECT_NE(0, pvti->version);
-
-	kvm_vm_free(self->t.vm);
-	self->t.vm = NULL;
-	ASSERT_EQ(0, munmap(self->t.mem, MEM_SIZE));
-	self->t.mem = NULL;
-	ASSERT_EQ(0, close(self->t.fd));
-	self->t.fd = -1;
-	EXPECT_EQ(0, vmallocinfo_count("secretmem_kvm_map_page"))
-		TH_LOG("a kernel alias of a secret page outlived its file and VM");
+	free_all_expect_no_alias(_metadata, &self->t);
 }
 
 /* Canonical: VMLOAD sign-extends segment bases. */
@@ -484,27 +515,38 @@ TEST_F_TIMEOUT(secretmem, vmsave_vmload_in_secret_slot, TIMEOUT)
 
 #define NESTED_RUNS	10000
 
-/* Pages of the slot that the nested test uses. */
+/* Pages of the slot that the nested tests use. */
 #define PG_SVM		0	/* struct svm_test_data */
-#define PG_VMCB		1	/* vmcb12 */
-#define PG_HSAVE	2	/* host save area */
-#define PG_MSRPM	3	/* two pages */
-#define PG_L2_CODE	5
-#define PG_L2_STACK	6
+#define PG_HSAVE	1	/* host save area */
+#define PG_MSRPM	2	/* two pages */
+#define PG_L2_CODE	4
+#define PG_L2_STACK	5
+#define PG_VMCB		6	/* vmcb12, or the first of them */
+/* More vmcb12s than secretmem keeps idle aliases of (256). */
+#define ROTATING_VMCBS	300
 
 /* L2: "vmmcall; jmp .-3", so that every VMRUN exits right away. */
 static const u8 l2_code[] = { 0x0f, 0x01, 0xd9, 0xeb, 0xfb };
 
-static void guest_nested_runs(struct svm_test_data *svm, u64 runs)
+/* @runs nested VMRUNs, each with the next of @nr_vmcbs vmcb12s in turn. */
+static void guest_nested_runs(struct svm_test_data *svm, u64 runs,
+			      u64 nr_vmcbs)
 {
+	gpa_t first = svm->vmcb_gpa;
+	struct vmcb *vmcb;
 	u64 i;
 
-	generic_svm_setup(svm, (void *)(MEM_GPA + PG_L2_CODE * PAGE_SIZE),
-			  (void *)(MEM_GPA + (PG_L2_STACK + 1) * PAGE_SIZE));
+	for (i = 0; i < nr_vmcbs; i++) {
+		svm->vmcb_gpa = first + i * PAGE_SIZE;
+		svm->vmcb = (void *)svm->vmcb_gpa;
+		generic_svm_setup(svm, (void *)(MEM_GPA + PG_L2_CODE * PAGE_SIZE),
+				  (void *)(MEM_GPA + (PG_L2_STACK + 1) * PAGE_SIZE));
+	}
 	for (i = 0; i < runs; i++) {
-		run_guest(svm->vmcb, svm->vmcb_gpa);
-		GUEST_ASSERT_EQ(svm->vmcb->control.exit_code, SVM_EXIT_VMMCALL);
-		svm->vmcb->save.rip += 3;
+		vmcb = (void *)(first + (i % nr_vmcbs) * PAGE_SIZE);
+		run_guest(vmcb, (gpa_t)vmcb);
+		GUEST_ASSERT_EQ(vmcb->control.exit_code, SVM_EXIT_VMMCALL);
+		vmcb->save.rip += 3;
 	}
 	GUEST_DONE();
 }
@@ -516,19 +558,22 @@ struct run_costs {
 };
 
 /*
- * NESTED_RUNS nested VMRUNs with vmcb12, the host save area and L2's code
- * and stack in @mem; returns what the runs themselves cost the kernel.
+ * NESTED_RUNS nested VMRUNs with @nr_vmcbs vmcb12s in turn, the host save
+ * area and L2's code and stack in @mem, of PG_VMCB + @nr_vmcbs pages, a
+ * memslot at MEM_GPA; returns what the runs themselves cost the kernel.
  */
 static struct run_costs nested_runs(struct __test_metadata *_metadata,
-				    struct secret_vm *self, void *mem)
+				    struct secret_vm *self, void *mem,
+				    int nr_vmcbs)
 {
 	struct svm_test_data *svm = mem + PG_SVM * PAGE_SIZE;
+	int nr_pages = PG_VMCB + nr_vmcbs;
 	struct run_costs c;
 	struct ucall uc;
 	long flushes;
 	int unpurged;
 
-	memset(mem, 0, MEM_SIZE);
+	memset(mem, 0, nr_pages * PAGE_SIZE);
 	memcpy(mem + PG_L2_CODE * PAGE_SIZE, l2_code, sizeof(l2_code));
 	svm->vmcb = (void *)(MEM_GPA + PG_VMCB * PAGE_SIZE);
 	svm->vmcb_gpa = MEM_GPA + PG_VMCB * PAGE_SIZE;
@@ -536,8 +581,12 @@ static struct run_costs nested_runs(struct __test_metadata *_metadata,
 	svm->save_area_gpa = MEM_GPA + PG_HSAVE * PAGE_SIZE;
 	svm->msr = (void *)(MEM_GPA + PG_MSRPM * PAGE_SIZE);
 	svm->msr_gpa = MEM_GPA + PG_MSRPM * PAGE_SIZE;
-	vm_with_slot(self, guest_nested_runs, mem, 0);
-	vcpu_args_set(self->vcpu, 2, MEM_GPA + PG_SVM * PAGE_SIZE, NESTED_RUNS);
+	self->vm = vm_create_with_one_vcpu(&self->vcpu, guest_nested_runs);
+	vm_set_user_memory_region(self->vm, SLOT, 0, MEM_GPA,
+				  nr_pages * PAGE_SIZE, mem);
+	virt_map(self->vm, MEM_GPA, MEM_GPA, nr_pages);
+	vcpu_args_set(self->vcpu, 3, MEM_GPA + PG_SVM * PAGE_SIZE, NESTED_RUNS,
+		      nr_vmcbs);
 	flushes = tlb_flushes();
 	unpurged = vmallocinfo_count("unpurged");
 	EXPECT_EQ(UCALL_DONE, run_to_ucall(_metadata, self->vcpu, &uc));
@@ -547,6 +596,12 @@ static struct run_costs nested_runs(struct __test_metadata *_metadata,
 	kvm_vm_free(self->vm);
 	self->vm = NULL;
 	return c;
+}
+
+static void print_costs(const char *what, const struct run_costs *c)
+{
+	ksft_print_msg("%d nested VMRUNs, %s: %ld whole-TLB flushes, %d unpurged, %d aliases\n",
+		       NESTED_RUNS, what, c->flushes, c->unpurged, c->aliases);
 }
 
 /*
@@ -567,20 +622,52 @@ TEST_F_TIMEOUT(secretmem, nested_vmrun_in_secret_slot, TIMEOUT)
 	anon = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, anon);
-	anon_costs = nested_runs(_metadata, &self->t, anon);
+	anon_costs = nested_runs(_metadata, &self->t, anon, 1);
 	munmap(anon, MEM_SIZE);
-	secret_costs = nested_runs(_metadata, &self->t, self->t.mem);
+	secret_costs = nested_runs(_metadata, &self->t, self->t.mem, 1);
 
-	ksft_print_msg("%d nested VMRUNs, anonymous memory: %ld whole-TLB flushes, %d more unpurged vmalloc areas\n",
-		       NESTED_RUNS, anon_costs.flushes, anon_costs.unpurged);
-	ksft_print_msg("%d nested VMRUNs, secret memory: %ld whole-TLB flushes, %d more unpurged vmalloc areas, %d secretmem aliases\n",
-		       NESTED_RUNS, secret_costs.flushes, secret_costs.unpurged,
-		       secret_costs.aliases);
+	print_costs("anonymous memory", &anon_costs);
+	print_costs("secret memory", &secret_costs);
 	/* vmcb12 is mapped through an alias, and only a few pages are */
 	EXPECT_LE(1, secret_costs.aliases);
 	EXPECT_GE(2, secret_costs.aliases);
 	EXPECT_GE(anon_costs.unpurged + 2, secret_costs.unpurged);
 	EXPECT_GE(anon_costs.flushes + 2, secret_costs.flushes);
+}
+
+/*
+ * A guest that names more vmcb12s than secretmem keeps idle aliases of
+ * makes it evict one alias per VMRUN and VM exit: the evictions must not
+ * flush every CPU's TLB each (they are purged lazily, a few flushes per
+ * 10,000 runs), and the aliases stay bounded.
+ */
+TEST_F_TIMEOUT(secretmem, nested_vmrun_rotating_vmcb12s, TIMEOUT)
+{
+	size_t size = (PG_VMCB + ROTATING_VMCBS) * PAGE_SIZE;
+	struct run_costs anon_costs, secret_costs;
+	void *anon, *secret;
+	int fd;
+
+	if (!kvm_cpu_has(X86_FEATURE_SVM))
+		SKIP(return, "no SVM for the guest (kvm_amd nested=0 or not AMD)");
+	if (vmallocinfo_count("unpurged") < 0)
+		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
+	anon = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, anon);
+	anon_costs = nested_runs(_metadata, &self->t, anon, ROTATING_VMCBS);
+	munmap(anon, size);
+	secret = secret_map(SECRETMEM_ALLOW_KVM, size, &fd);
+	ASSERT_NE(MAP_FAILED, secret) TH_LOG("secretmem: %s", strerror(errno));
+	secret_costs = nested_runs(_metadata, &self->t, secret, ROTATING_VMCBS);
+	munmap(secret, size);
+	close(fd);
+
+	print_costs("300 vmcb12s in turn, anonymous memory", &anon_costs);
+	print_costs("300 vmcb12s in turn, secret memory", &secret_costs);
+	EXPECT_LE(256, secret_costs.aliases);
+	EXPECT_GE(256 + 4, secret_costs.aliases);
+	EXPECT_GE(anon_costs.flushes + 16, secret_costs.flushes);
 }
 
 /*
@@ -595,20 +682,20 @@ static void guest_mmio(u32 (*code)(u32 *, u32), u32 *mmio)
 	GUEST_DONE();
 }
 
-TEST_F_TIMEOUT(secretmem, mmio_code_in_secret_slot, TIMEOUT)
+/*
+ * Run @vcpu to the guest's GUEST_DONE, as the device at MMIO_GPA: a write
+ * must be MMIO_VAL, a read returns ~MMIO_VAL.  Returns the MMIO exits.
+ */
+static int run_with_mmio_device(struct __test_metadata *_metadata,
+				struct kvm_vcpu *vcpu)
 {
-	struct kvm_run *run;
+	struct kvm_run *run = vcpu->run;
 	struct ucall uc;
 	int exits = 0;
 	u32 data;
 
-	memcpy(self->t.mem, mmio_code, sizeof(mmio_code));
-	vm_with_slot(&self->t, guest_mmio, self->t.mem, 0);
-	virt_map(self->t.vm, MMIO_GPA, MMIO_GPA, 1);
-	vcpu_args_set(self->t.vcpu, 2, MEM_GPA, MMIO_GPA);
-	run = self->t.vcpu->run;
 	for (;;) {
-		ASSERT_EQ(0, _vcpu_run(self->t.vcpu)) TH_LOG("KVM_RUN: %s", strerror(errno));
+		ASSERT_EQ(0, _vcpu_run(vcpu)) TH_LOG("KVM_RUN: %s", strerror(errno));
 		if (run->exit_reason != KVM_EXIT_MMIO)
 			break;
 		ASSERT_EQ(MMIO_GPA, run->mmio.phys_addr);
@@ -622,11 +709,17 @@ TEST_F_TIMEOUT(secretmem, mmio_code_in_secret_slot, TIMEOUT)
 		}
 		exits++;
 	}
-	ASSERT_EQ(KVM_EXIT_IO, run->exit_reason);
-	if (get_ucall(self->t.vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	ASSERT_EQ(UCALL_DONE, uc.cmd);
-	ASSERT_EQ(2, exits);
+	ASSERT_EQ(UCALL_DONE, ucall_of_exit(_metadata, vcpu, &uc));
+	return exits;
+}
+
+TEST_F_TIMEOUT(secretmem, mmio_code_in_secret_slot, TIMEOUT)
+{
+	memcpy(self->t.mem, mmio_code, sizeof(mmio_code));
+	vm_with_slot(&self->t, guest_mmio, self->t.mem, 0);
+	virt_map(self->t.vm, MMIO_GPA, MMIO_GPA, 1);
+	vcpu_args_set(self->t.vcpu, 2, MEM_GPA, MMIO_GPA);
+	EXPECT_EQ(2, run_with_mmio_device(_metadata, self->t.vcpu));
 }
 
 static void guest_dirty(u64 *mem)
@@ -805,16 +898,71 @@ TEST_F_TIMEOUT(secretmem, delete_slot_while_running, TIMEOUT)
 	EXPECT_LE(3, READ_ONCE(mem[(NR_PAGES - 1) * PAGE_SIZE / 8]));
 }
 
+static u64 clock_spin_stop;
+
+/* Spins outside the slot until the host says stop, kvm-clock enabled. */
+static void guest_kvmclock_spin(gpa_t gpa, struct pvclock_vcpu_time_info *pvti)
+{
+	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, gpa | KVM_MSR_ENABLED);
+	GUEST_SYNC(0);
+	while (!READ_ONCE(clock_spin_stop))
+		cpu_relax();
+	GUEST_ASSERT(READ_ONCE(pvti->version) && !(READ_ONCE(pvti->version) & 1));
+	GUEST_DONE();
+}
+
+/* Wait up to 60 s for KVM to write a kvm-clock record to @pvti. */
+static bool kvmclock_written(struct pvclock_vcpu_time_info *pvti)
+{
+	int i;
+
+	for (i = 0; i < 600 && !READ_ONCE(pvti->version); i++)
+		usleep(100 * 1000);
+	return READ_ONCE(pvti->version);
+}
+
+/*
+ * The same while the vCPU runs: its kvm-clock page's slot is replaced
+ * under it and every vCPU is made to update its clock before and after,
+ * so the gfn_to_pfn_cache is refreshed from a running vCPU onto the new
+ * page, and the old page's alias is dropped.
+ */
+TEST_F_TIMEOUT(secretmem, kvmclock_slot_replaced_while_running, TIMEOUT)
+{
+	struct pvclock_vcpu_time_info *pvti;
+	struct run_result r = {};
+	pthread_t thread;
+	struct ucall uc;
+
+	if (vmallocinfo_count("secretmem_kvm_map_page") < 0)
+		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
+	vm_with_slot(&self->t, guest_kvmclock_spin, self->t.mem, 0);
+	vcpu_args_set(self->t.vcpu, 2, MEM_GPA + PAGE_SIZE, MEM_GPA + PAGE_SIZE);
+	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
+	pvti = self->t.mem + PAGE_SIZE;
+	pvti->version = 0;
+	r.vcpu = self->t.vcpu;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, vcpu_thread, &r));
+	request_clock_update(self->t.vm);
+	EXPECT_TRUE(kvmclock_written(pvti)) TH_LOG("no clock update while running");
+	replace_slot_memory(_metadata, &self->t);
+	request_clock_update(self->t.vm);
+	EXPECT_TRUE(kvmclock_written(self->t.mem + PAGE_SIZE))
+		TH_LOG("the running vCPU wrote no clock to the new page");
+
+	WRITE_ONCE(clock_spin_stop, 1);
+	sync_global_to_guest(self->t.vm, clock_spin_stop);
+	join_vcpu(_metadata, thread);
+	ASSERT_EQ(0, r.rc) TH_LOG("KVM_RUN: %s", strerror(r.err));
+	ASSERT_EQ(UCALL_DONE, ucall_of_exit(_metadata, self->t.vcpu, &uc));
+	free_all_expect_no_alias(_metadata, &self->t);
+}
+
 /* A secretmem file's size is set once, guest or not; data survives. */
 TEST_F_TIMEOUT(secretmem, ftruncate_and_punch_refused, TIMEOUT)
 {
-	u64 *mem = self->t.mem;
-	struct ucall uc;
-	int i;
-
 	vm_with_slot(&self->t, guest_rw, self->t.mem, 0);
-	vcpu_args_set(self->t.vcpu, 1, MEM_GPA);
-	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
+	guest_rw_to_sync(_metadata, self->t.vcpu);
 	EXPECT_EQ(-1, ftruncate(self->t.fd, 0));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, ftruncate(self->t.fd, 2 * MEM_SIZE));
@@ -822,11 +970,7 @@ TEST_F_TIMEOUT(secretmem, ftruncate_and_punch_refused, TIMEOUT)
 	EXPECT_EQ(-1, fallocate(self->t.fd, FALLOC_FL_PUNCH_HOLE |
 				FALLOC_FL_KEEP_SIZE, 0, MEM_SIZE));
 	EXPECT_EQ(EOPNOTSUPP, errno);
-	for (i = 0; i < NR_PAGES; i++) {
-		ASSERT_EQ(0x5ec2e7000000ull | i, mem[i * PAGE_SIZE / 8]);
-		mem[i * PAGE_SIZE / 8 + 1] = ~(u64)i;
-	}
-	ASSERT_EQ(UCALL_DONE, run_to_ucall(_metadata, self->t.vcpu, &uc));
+	guest_rw_finish(_metadata, self->t.vcpu, self->t.mem);
 }
 
 /*
@@ -865,16 +1009,12 @@ TEST_F_TIMEOUT(secretmem, vmm_killed_while_running, TIMEOUT)
  * the errno of a refused GUP, while the same path reads the same data that
  * a guest wrote to an anonymous slot (the positive control).
  */
-#define GUEST_WORD	0x5ec2e7000000ull
 
 static void fill_by_guest(struct __test_metadata *_metadata,
 			  struct secret_vm *self, void *mem)
 {
-	struct ucall uc;
-
 	vm_with_slot(self, guest_rw, mem, 0);
-	vcpu_args_set(self->vcpu, 1, MEM_GPA);
-	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->vcpu, &uc));
+	guest_rw_to_sync(_metadata, self->vcpu);
 	ASSERT_EQ(GUEST_WORD, *(u64 *)mem);
 }
 
@@ -987,10 +1127,12 @@ struct attack {
 	int (*run)(void *mem, const char *arg);
 	int refused;	/* errno on secret memory */
 	const char *env;	/* the argument, from the environment */
+	const char *needs;	/* a file there only if the kernel has the path */
 };
 
 FIXTURE(secret_attack) {
 	struct secret_vm t;
+	const char *arg;
 };
 
 FIXTURE_VARIANT(secret_attack) {
@@ -999,7 +1141,14 @@ FIXTURE_VARIANT(secret_attack) {
 
 FIXTURE_SETUP(secret_attack)
 {
-	SECRET_SETUP(&self->t);
+	const struct attack *a = variant->attack;
+
+	self->arg = a->env ? getenv(a->env) : NULL;
+	if (a->env && !self->arg)
+		SKIP(return, "no %s", a->env);
+	if (a->needs && access(a->needs, F_OK))
+		SKIP(return, "%s: not in this kernel (no %s)", a->name, a->needs);
+	secret_setup(_metadata, &self->t);
 }
 
 FIXTURE_TEARDOWN(secret_attack)
@@ -1012,7 +1161,8 @@ static const struct attack attacks[] = {
 	{ "proc_pid_mem", read_proc_pid_mem, EIO },
 	{ "ptrace_peekdata", read_ptrace, EIO },
 	{ "o_direct", write_o_direct, EFAULT, "SECRETMEM_ODIRECT_PATH" },
-	{ "io_uring_fixed_buffer", register_io_uring_buffer, EFAULT },
+	{ "io_uring_fixed_buffer", register_io_uring_buffer, EFAULT, NULL,
+	  "/proc/sys/kernel/io_uring_disabled" },
 	{ "vmsplice", vmsplice_page, EFAULT },
 };
 
@@ -1027,12 +1177,9 @@ FIXTURE_VARIANT_ADD(secret_attack, vmsplice) { .attack = &attacks[5] };
 TEST_F_TIMEOUT(secret_attack, refused, TIMEOUT)
 {
 	const struct attack *a = variant->attack;
-	const char *arg = a->env ? getenv(a->env) : NULL;
 
-	if (a->env && !arg)
-		SKIP(return, "no %s", a->env);
 	fill_by_guest(_metadata, &self->t, self->t.mem);
-	EXPECT_EQ(a->refused, a->run(self->t.mem, arg))
+	EXPECT_EQ(a->refused, a->run(self->t.mem, self->arg))
 		TH_LOG("%s on secret memory", a->name);
 }
 
@@ -1040,25 +1187,114 @@ TEST_F_TIMEOUT(secret_attack, refused, TIMEOUT)
 TEST_F_TIMEOUT(secret_attack, anon_control, TIMEOUT)
 {
 	const struct attack *a = variant->attack;
-	const char *arg = a->env ? getenv(a->env) : NULL;
 	void *anon;
 	int err;
 
-	if (a->env && !arg)
-		SKIP(return, "no %s", a->env);
 	anon = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, anon);
 	fill_by_guest(_metadata, &self->t, anon);
-	err = a->run(anon, arg);
-	if (err == ENOSYS)
-		SKIP(goto out, "%s: not in this kernel", a->name);
+	err = a->run(anon, self->arg);
 	EXPECT_EQ(0, err) TH_LOG("%s on anonymous memory: %s", a->name,
 				 strerror(err));
-out:
 	kvm_vm_free(self->t.vm);
 	self->t.vm = NULL;
 	munmap(anon, MEM_SIZE);
+}
+
+/*
+ * A whole guest in secret memory: memslot 0, with the guest's code, page
+ * tables, GDT, IDT and stack, is a secretmem file.  The guest writes fresh
+ * pages (page-table walks and accessed/dirty updates, by KVM's shadow MMU
+ * with kvm_amd npt=0), takes a #UD (KVM intercepts it and fetches the
+ * secret code to emulate it, then injects it, which the CPU delivers
+ * through the IDT, the GDT and the stack), and does MMIO (emulated from
+ * the secret code).  process_vm_readv() of the word it
+ * leaves in memslot 0 shows where that is: EFAULT on secretmem, the word
+ * on anonymous memory (the positive control).  Meant to run with
+ * kvm_amd npt=1 and npt=0 (tests/e2e/nested/l1-tests.sh runs both).
+ */
+#define WHOLE_GUEST_PAGES	64
+
+static u64 whole_guest_word;
+static int whole_guest_ud;
+
+static void guest_ud_handler(struct ex_regs *regs)
+{
+	WRITE_ONCE(whole_guest_ud, whole_guest_ud + 1);
+	regs->rip += 2;		/* ud2 */
+}
+
+static void guest_whole(u64 *fresh, u32 *mmio)
+{
+	u64 frame[64];
+	int i;
+
+	for (i = 0; i < 64; i++)
+		WRITE_ONCE(frame[i], GUEST_WORD | i);
+	for (i = 0; i < WHOLE_GUEST_PAGES; i++)
+		WRITE_ONCE(fresh[i * PAGE_SIZE / 8], GUEST_WORD | i);
+	asm volatile("ud2");
+	GUEST_ASSERT_EQ(READ_ONCE(whole_guest_ud), 1);
+	WRITE_ONCE(*mmio, MMIO_VAL);
+	GUEST_ASSERT_EQ(READ_ONCE(*mmio), ~MMIO_VAL);
+	for (i = 0; i < 64; i++)
+		GUEST_ASSERT_EQ(READ_ONCE(frame[i]), GUEST_WORD | i);
+	for (i = 0; i < WHOLE_GUEST_PAGES; i++)
+		GUEST_ASSERT_EQ(READ_ONCE(fresh[i * PAGE_SIZE / 8]), GUEST_WORD | i);
+	WRITE_ONCE(whole_guest_word, GUEST_WORD);
+	GUEST_DONE();
+}
+
+FIXTURE(whole_guest) {
+	struct secret_vm t;
+};
+
+FIXTURE_VARIANT(whole_guest) {
+	enum vm_mem_backing_src_type src_type;
+	int refused;	/* process_vm_readv()'s errno on memslot 0 */
+};
+
+FIXTURE_VARIANT_ADD(whole_guest, secret) {
+	.src_type = VM_MEM_SRC_SECRETMEM,
+	.refused = EFAULT,
+};
+
+FIXTURE_VARIANT_ADD(whole_guest, anon_control) {
+	.src_type = VM_MEM_SRC_ANONYMOUS,
+	.refused = 0,
+};
+
+/* The fixture's secret slot goes unused: it only decides the skip. */
+FIXTURE_SETUP(whole_guest)
+{
+	secret_setup(_metadata, &self->t);
+}
+
+FIXTURE_TEARDOWN(whole_guest)
+{
+	secret_teardown(&self->t);
+}
+
+TEST_F_TIMEOUT(whole_guest, runs_from_its_memory, TIMEOUT)
+{
+	struct vm_shape shape = VM_SHAPE_DEFAULT;
+	struct kvm_vm *vm;
+	gva_t fresh;
+	u64 *word;
+
+	shape.src_type = variant->src_type;
+	vm = __vm_create_shape_with_one_vcpu(shape, &self->t.vcpu,
+					     WHOLE_GUEST_PAGES, guest_whole);
+	self->t.vm = vm;
+	vm_install_exception_handler(vm, UD_VECTOR, guest_ud_handler);
+	fresh = vm_alloc_pages(vm, WHOLE_GUEST_PAGES);
+	virt_map(vm, MMIO_GPA, MMIO_GPA, 1);
+	vcpu_args_set(self->t.vcpu, 2, fresh, MMIO_GPA);
+	EXPECT_EQ(2, run_with_mmio_device(_metadata, self->t.vcpu));
+	word = addr_gva2hva(vm, (gva_t)&whole_guest_word);
+	EXPECT_EQ(GUEST_WORD, READ_ONCE(*word));
+	EXPECT_EQ(variant->refused, read_process_vm_readv(word, NULL));
 }
 
 /*
@@ -1238,28 +1474,25 @@ TEST_F_TIMEOUT(secretmem, kcore_alias_reads_zeroes, TIMEOUT)
 	size_t i;
 	FILE *f;
 
-	fd = open("/proc/kcore", O_RDONLY);
-	if (fd < 0)
-		SKIP(return, "/proc/kcore: %s", strerror(errno));
-	kptr_restrict = set_kptr_restrict(1);
-	if (kptr_restrict < 0) {
-		close(fd);
-		SKIP(return, "kernel.kptr_restrict: %s", strerror(-kptr_restrict));
-	}
-	f = fopen("/proc/vmallocinfo", "r");
-	if (!f) {
-		set_kptr_restrict(kptr_restrict);
-		close(fd);
-		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
-	}
 	vm_with_slot(&self->t, guest_kvmclock_marker, self->t.mem, 0);
 	vcpu_args_set(self->t.vcpu, 3, MEM_GPA + PAGE_SIZE,
 		      MEM_GPA + PAGE_SIZE + MARKER_OFFSET, seed);
 	ASSERT_EQ(UCALL_DONE, run_to_ucall(_metadata, self->t.vcpu, &uc));
 	ASSERT_NE(0, *(u64 *)(self->t.mem + PAGE_SIZE + MARKER_OFFSET));
-
 	buf = malloc(PAGE_SIZE);
 	ASSERT_NE(NULL, buf);
+
+	fd = open("/proc/kcore", O_RDONLY);
+	if (fd < 0)
+		SKIP(goto free_buf, "/proc/kcore: %s", strerror(errno));
+	f = fopen("/proc/vmallocinfo", "r");
+	if (!f)
+		SKIP(goto close_kcore, "/proc/vmallocinfo: %s", strerror(errno));
+	/* vmallocinfo shows addresses to root only with kptr_restrict=1 */
+	kptr_restrict = set_kptr_restrict(1);
+	if (kptr_restrict < 0)
+		SKIP(goto close_info, "kernel.kptr_restrict: %s",
+		     strerror(-kptr_restrict));
 	while (fgets(line, sizeof(line), f)) {
 		if (!strstr(line, "secretmem_kvm_map_page") ||
 		    sscanf(line, "0x%lx-0x%lx", &start, &end) != 2)
@@ -1273,12 +1506,15 @@ TEST_F_TIMEOUT(secretmem, kcore_alias_reads_zeroes, TIMEOUT)
 		for (i = 0; i < PAGE_SIZE / 8; i++)
 			EXPECT_EQ(0, buf[i]) TH_LOG("alias %#lx, word %zu", start, i);
 	}
+	set_kptr_restrict(kptr_restrict);
 	ksft_print_msg("secretmem aliases read through /proc/kcore: %d\n", aliases);
 	EXPECT_LE(1, aliases);
-	free(buf);
+close_info:
 	fclose(f);
-	set_kptr_restrict(kptr_restrict);
+close_kcore:
 	close(fd);
+free_buf:
+	free(buf);
 }
 
 /* Positive control: the same scan finds the marker in anonymous memory. */
