@@ -630,6 +630,8 @@ TEST_F_TIMEOUT(secretmem, nested_vmrun_in_secret_slot, TIMEOUT)
 		SKIP(return, "no SVM for the guest (kvm_amd nested=0 or not AMD)");
 	if (vmallocinfo_count("unpurged") < 0)
 		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
+	if (tlb_flushes().all < 0)
+		SKIP(return, "no TLB flush counts in /proc/vmstat (CONFIG_DEBUG_TLBFLUSH)");
 	anon = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, anon);
@@ -666,6 +668,8 @@ TEST_F_TIMEOUT(secretmem, nested_vmrun_rotating_vmcb12s, TIMEOUT)
 		SKIP(return, "no SVM for the guest (kvm_amd nested=0 or not AMD)");
 	if (vmallocinfo_count("unpurged") < 0)
 		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
+	if (tlb_flushes().all < 0)
+		SKIP(return, "no TLB flush counts in /proc/vmstat (CONFIG_DEBUG_TLBFLUSH)");
 	anon = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, anon);
@@ -937,40 +941,55 @@ static bool kvmclock_written(struct pvclock_vcpu_time_info *pvti)
 	return READ_ONCE(pvti->version);
 }
 
+#define CLOCK_VCPUS		2
+#define CLOCK_REPLACEMENTS	10
+
 /*
- * The same while the vCPU runs: its kvm-clock page's slot is replaced
- * under it and every vCPU is made to update its clock before and after,
- * so the gfn_to_pfn_cache is refreshed from a running vCPU onto the new
- * page, and the old page's alias is dropped.
+ * The same while vCPUs run: two vCPUs keep kvm-clock on the same page,
+ * whose slot is replaced under them ten times, every vCPU made to update
+ * its clock after each, so that their gfn_to_pfn_caches map, drop and
+ * refresh one alias from running vCPUs, and each old page is returned by
+ * the last of them; no alias is left at the end.
  */
 TEST_F_TIMEOUT(secretmem, kvmclock_slot_replaced_while_running, TIMEOUT)
 {
+	struct run_result r[CLOCK_VCPUS] = {};
+	struct kvm_vcpu *vcpus[CLOCK_VCPUS];
 	struct pvclock_vcpu_time_info *pvti;
-	struct run_result r = {};
-	pthread_t thread;
+	pthread_t threads[CLOCK_VCPUS];
 	struct ucall uc;
+	int i;
 
 	if (vmallocinfo_count("secretmem_kvm_map_page") < 0)
 		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
-	vm_with_slot(&self->t, guest_kvmclock_spin, self->t.mem, 0);
-	vcpu_args_set(self->t.vcpu, 2, MEM_GPA + PAGE_SIZE, MEM_GPA + PAGE_SIZE);
-	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
+	self->t.vm = vm_create_with_vcpus(CLOCK_VCPUS, guest_kvmclock_spin, vcpus);
+	add_slot(&self->t, self->t.mem, 0);
+	for (i = 0; i < CLOCK_VCPUS; i++) {
+		vcpu_args_set(vcpus[i], 2, MEM_GPA + PAGE_SIZE, MEM_GPA + PAGE_SIZE);
+		ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, vcpus[i], &uc));
+	}
 	pvti = self->t.mem + PAGE_SIZE;
 	pvti->version = 0;
-	r.vcpu = self->t.vcpu;
-	ASSERT_EQ(0, pthread_create(&thread, NULL, vcpu_thread, &r));
+	for (i = 0; i < CLOCK_VCPUS; i++) {
+		r[i].vcpu = vcpus[i];
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, vcpu_thread, &r[i]));
+	}
 	request_clock_update(self->t.vm);
 	EXPECT_TRUE(kvmclock_written(pvti)) TH_LOG("no clock update while running");
-	replace_slot_memory(_metadata, &self->t);
-	request_clock_update(self->t.vm);
-	EXPECT_TRUE(kvmclock_written(self->t.mem + PAGE_SIZE))
-		TH_LOG("the running vCPU wrote no clock to the new page");
+	for (i = 0; i < CLOCK_REPLACEMENTS; i++) {
+		replace_slot_memory(_metadata, &self->t);
+		request_clock_update(self->t.vm);
+		EXPECT_TRUE(kvmclock_written(self->t.mem + PAGE_SIZE))
+			TH_LOG("replacement %d: no clock written to the new page", i);
+	}
 
 	WRITE_ONCE(clock_spin_stop, 1);
 	sync_global_to_guest(self->t.vm, clock_spin_stop);
-	join_vcpu(_metadata, thread);
-	ASSERT_EQ(0, r.rc) TH_LOG("KVM_RUN: %s", strerror(r.err));
-	ASSERT_EQ(UCALL_DONE, ucall_of_exit(_metadata, self->t.vcpu, &uc));
+	for (i = 0; i < CLOCK_VCPUS; i++) {
+		join_vcpu(_metadata, threads[i]);
+		ASSERT_EQ(0, r[i].rc) TH_LOG("KVM_RUN: %s", strerror(r[i].err));
+		ASSERT_EQ(UCALL_DONE, ucall_of_exit(_metadata, vcpus[i], &uc));
+	}
 	free_all_expect_no_alias(_metadata, &self->t);
 }
 
