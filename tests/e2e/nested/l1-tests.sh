@@ -9,6 +9,8 @@
 #   SECRETVM_L1_QEMU        1: run our QEMU (built before the boot); 0: not
 #   SECRETVM_L1_MODULES     root of the L1 kernel's installed modules, to
 #                           load kvm_amd again with npt=0
+#   SECRETVM_L1_SELFTESTS   tools/testing/selftests of a tree with the
+#                           series, built
 #   SECRETMEM_ODIRECT_PATH  scratch block device for the O_DIRECT negative
 #   SECRETVM_RESULTS        the run's folder (set by init), for the demo's logs
 #   SECRETVM_L1_SUITE       kvm-selftests: run upstream's x86 KVM selftests
@@ -80,7 +82,7 @@ kvm_programs() {
 
 ktap_print_header
 ktap_print_msg "L1 kernel $(uname -r) ($SECRETVM_L1_KERNEL), $(nproc) CPU(s), $(grep MemTotal /proc/meminfo)"
-selftests=$("$TOP/scripts/build-kernel" --print-tree)/tools/testing/selftests
+selftests=$SECRETVM_L1_SELFTESTS
 if [ "${SECRETVM_L1_SUITE:-}" = kvm-selftests ]; then
 	cd "$selftests/kvm" || exit 1
 	for prog in $(kvm_programs); do
