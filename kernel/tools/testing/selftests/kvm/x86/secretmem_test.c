@@ -608,6 +608,34 @@ static struct run_costs nested_runs(struct __test_metadata *_metadata,
 	return c;
 }
 
+/* Why the nested cost tests cannot run here, or NULL. */
+static const char *nested_costs_unavailable(void)
+{
+	if (!kvm_cpu_has(X86_FEATURE_SVM))
+		return "no SVM for the guest (kvm_amd nested=0 or not AMD)";
+	if (vmallocinfo_count("unpurged") < 0)
+		return "cannot read /proc/vmallocinfo";
+	if (tlb_flushes().all < 0)
+		return "no TLB flush counts in /proc/vmstat (CONFIG_DEBUG_TLBFLUSH)";
+	return NULL;
+}
+
+/* nested_runs() on anonymous memory: the control of the secret runs. */
+static struct run_costs anon_nested_runs(struct __test_metadata *_metadata,
+					 struct secret_vm *self, int nr_vmcbs)
+{
+	size_t size = (PG_VMCB + nr_vmcbs) * PAGE_SIZE;
+	struct run_costs c;
+	void *anon;
+
+	anon = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, anon);
+	c = nested_runs(_metadata, self, anon, nr_vmcbs);
+	munmap(anon, size);
+	return c;
+}
+
 static void print_costs(const char *what, const struct run_costs *c)
 {
 	ksft_print_msg("%d VMRUNs, %s: TLB flushes %ld all, %ld one, %d unpurged, %d aliases\n",
@@ -624,19 +652,11 @@ static void print_costs(const char *what, const struct run_costs *c)
 TEST_F_TIMEOUT(secretmem, nested_vmrun_in_secret_slot, TIMEOUT)
 {
 	struct run_costs anon_costs, secret_costs;
-	void *anon;
+	const char *why = nested_costs_unavailable();
 
-	if (!kvm_cpu_has(X86_FEATURE_SVM))
-		SKIP(return, "no SVM for the guest (kvm_amd nested=0 or not AMD)");
-	if (vmallocinfo_count("unpurged") < 0)
-		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
-	if (tlb_flushes().all < 0)
-		SKIP(return, "no TLB flush counts in /proc/vmstat (CONFIG_DEBUG_TLBFLUSH)");
-	anon = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, anon);
-	anon_costs = nested_runs(_metadata, &self->t, anon, 1);
-	munmap(anon, MEM_SIZE);
+	if (why)
+		SKIP(return, "%s", why);
+	anon_costs = anon_nested_runs(_metadata, &self->t, 1);
 	secret_costs = nested_runs(_metadata, &self->t, self->t.mem, 1);
 
 	print_costs("nested, anonymous memory", &anon_costs);
@@ -661,20 +681,13 @@ TEST_F_TIMEOUT(secretmem, nested_vmrun_rotating_vmcb12s, TIMEOUT)
 {
 	size_t size = (PG_VMCB + ROTATING_VMCBS) * PAGE_SIZE;
 	struct run_costs anon_costs, secret_costs;
-	void *anon, *secret;
+	void *secret;
 	int fd;
+	const char *why = nested_costs_unavailable();
 
-	if (!kvm_cpu_has(X86_FEATURE_SVM))
-		SKIP(return, "no SVM for the guest (kvm_amd nested=0 or not AMD)");
-	if (vmallocinfo_count("unpurged") < 0)
-		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
-	if (tlb_flushes().all < 0)
-		SKIP(return, "no TLB flush counts in /proc/vmstat (CONFIG_DEBUG_TLBFLUSH)");
-	anon = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, anon);
-	anon_costs = nested_runs(_metadata, &self->t, anon, ROTATING_VMCBS);
-	munmap(anon, size);
+	if (why)
+		SKIP(return, "%s", why);
+	anon_costs = anon_nested_runs(_metadata, &self->t, ROTATING_VMCBS);
 	secret = secret_map(SECRETMEM_ALLOW_KVM, size, &fd);
 	ASSERT_NE(MAP_FAILED, secret) TH_LOG("secretmem: %s", strerror(errno));
 	secret_costs = nested_runs(_metadata, &self->t, secret, ROTATING_VMCBS);
