@@ -14,40 +14,33 @@
 #include "qemu/osdep.h"
 #include "system/hostmem.h"
 #include "system/kvm.h"
+#include "migration/cpr.h"
 #include "qom/object_interfaces.h"
 #include "qemu/cutils.h"
 #include "qapi/error.h"
 #include "qom/object.h"
 #include <sys/syscall.h>
 #include <sys/resource.h>
+#include <linux/secretmem.h>
 #ifdef CONFIG_NUMA
 #include <numaif.h>
+#include <numa.h>
 #endif
 
 #define TYPE_MEMORY_BACKEND_SECRET "memory-backend-secret"
 
-OBJECT_DECLARE_SIMPLE_TYPE(HostMemoryBackendSecret, MEMORY_BACKEND_SECRET)
+OBJECT_DECLARE_TYPE(HostMemoryBackendSecret, HostMemoryBackendSecretClass,
+                    MEMORY_BACKEND_SECRET)
 
 struct HostMemoryBackendSecret {
     HostMemoryBackend parent_obj;
 };
 
-/*
- * memfd_secret(2) flag from <linux/secretmem.h> of the kernel series in
- * kernel/: KVM may map the memory into guests.  Kernels without the series
- * reject it with EINVAL.
- */
-#ifndef SECRETMEM_ALLOW_KVM
-#define SECRETMEM_ALLOW_KVM 0x1U
-#endif
+struct HostMemoryBackendSecretClass {
+    HostMemoryBackendClass parent_class;
 
-/* The same series' KVM capability: KVM maps such memory into guests. */
-#ifndef KVM_CAP_SECRETMEM
-#define KVM_CAP_SECRETMEM 249
-#endif
-
-static void (*secret_backend_parent_complete)(UserCreatable *uc,
-                                              Error **errp);
+    void (*parent_complete)(UserCreatable *uc, Error **errp);
+};
 
 static int secret_backend_memfd_secret(unsigned int flags)
 {
@@ -65,11 +58,12 @@ static int secret_backend_create_fd(Error **errp)
     int fd;
 
     if (kvm_enabled()) {
-        if (kvm_check_extension(kvm_state, KVM_CAP_SECRETMEM) <= 0) {
-            error_setg(errp, "memory-backend-secret: the host's KVM cannot "
-                       "map secret memory into guests (no "
-                       "KVM_CAP_SECRETMEM); boot a kernel with the series "
-                       "in kernel/, or use accel=tcg");
+        if (!kvm_has_secretmem()) {
+            error_setg(errp, "memory-backend-secret: KVM cannot map secret "
+                       "memory into guests");
+            error_append_hint(errp, "The host kernel lacks "
+                              "KVM_CAP_SECRETMEM; boot a kernel with the "
+                              "secretmem KVM series, or use accel=tcg.\n");
             return -1;
         }
         flags = SECRETMEM_ALLOW_KVM;
@@ -78,17 +72,13 @@ static int secret_backend_create_fd(Error **errp)
     if (fd >= 0) {
         return fd;
     }
-    if (errno == ENOSYS) {
-        error_setg(errp, "memory-backend-secret: the host kernel has no "
-                   "memfd_secret(2) (ENOSYS); enable it with "
-                   "CONFIG_SECRETMEM=y and, on kernels older than 6.5, "
-                   "the boot option secretmem.enable=1");
-    } else if (errno == EINVAL && flags) {
-        error_setg(errp, "memory-backend-secret: KVM reports "
-                   "KVM_CAP_SECRETMEM but memfd_secret() refuses "
-                   "SECRETMEM_ALLOW_KVM (EINVAL); the kernel's series is "
-                   "incomplete, boot one with the whole series in kernel/, "
-                   "or use accel=tcg");
+    if (errno == EINVAL && flags) {
+        error_setg(errp, "memory-backend-secret: memfd_secret() refuses "
+                   "SECRETMEM_ALLOW_KVM");
+        error_append_hint(errp, "KVM reports KVM_CAP_SECRETMEM, so the host "
+                          "kernel carries only part of the secretmem KVM "
+                          "series; boot a kernel with all of it, or use "
+                          "accel=tcg.\n");
     } else {
         error_setg_errno(errp, errno,
                          "memory-backend-secret: memfd_secret() failed");
@@ -119,10 +109,12 @@ static bool secret_backend_check_memlock(int fd, uint64_t size, Error **errp)
         return false;
     }
     limit_str = size_to_str(rl.rlim_cur);
-    error_setg(errp, "memory-backend-secret: %s exceeds RLIMIT_MEMLOCK (%s, "
-               "including memory this process already locked); raise it "
-               "(ulimit -l, LimitMEMLOCK=, libvirt hard_limit)",
+    error_setg(errp, "memory-backend-secret: %s exceeds RLIMIT_MEMLOCK (%s)",
                size_str, limit_str);
+    error_append_hint(errp, "Secret memory is locked memory; the limit "
+                      "includes what this process already locked.  Raise "
+                      "it with ulimit -l, systemd's LimitMEMLOCK= or "
+                      "libvirt's <hard_limit>.\n");
     return false;
 }
 
@@ -138,43 +130,58 @@ static bool secret_backend_check_size(uint64_t size, Error **errp)
     }
     if (!QEMU_IS_ALIGNED(size, pagesize)) {
         error_setg(errp, "memory-backend-secret: size %" PRIu64 " is not a "
-                   "multiple of the host page size (%" PRIu64 "); secret "
-                   "memory is mapped in host pages", size, pagesize);
+                   "multiple of the host page size (%" PRIu64 ")", size,
+                   pagesize);
+        error_append_hint(errp, "Secret memory is mapped in host pages.\n");
         return false;
     }
     if (size > ram) {
         g_autofree char *ram_str = size_to_str(ram);
 
         error_setg(errp, "memory-backend-secret: size %s exceeds the host's "
-                   "RAM (%s); secret memory is locked and cannot be swapped "
-                   "or overcommitted", size_str, ram_str);
+                   "RAM (%s)", size_str, ram_str);
+        error_append_hint(errp, "Secret memory is locked: it cannot be "
+                          "swapped or overcommitted.\n");
         return false;
     }
     return true;
+}
+
+/* Refuse @property=@value, which secret memory cannot honour, with @why. */
+static bool secret_backend_refuse(const char *property, const char *value,
+                                  const char *why, Error **errp)
+{
+    error_setg(errp, "memory-backend-secret: %s=%s is not supported",
+               property, value);
+    error_append_hint(errp, "%s; drop %s=%s.\n", why, property, value);
+    return false;
 }
 
 static bool secret_backend_check_options(HostMemoryBackend *backend,
                                          Error **errp)
 {
     if (!backend->share) {
-        error_setg(errp, "memory-backend-secret: share=off is not supported: "
-                   "secret memory can only be mapped shared; drop share=off");
-        return false;
+        return secret_backend_refuse("share", "off", "Secret memory can "
+                                     "only be mapped shared", errp);
     }
     if (backend->merge) {
-        error_setg(errp, "memory-backend-secret: merge=on is not supported: "
-                   "KSM cannot merge secret memory; drop merge=on");
-        return false;
+        return secret_backend_refuse("merge", "on", "KSM cannot reach "
+                                     "secret memory", errp);
     }
     if (backend->dump) {
-        error_setg(errp, "memory-backend-secret: dump=on is not supported: "
-                   "secret memory never appears in core dumps; drop dump=on");
-        return false;
+        return secret_backend_refuse("dump", "on", "Secret memory never "
+                                     "appears in core dumps", errp);
     }
     if (!backend->reserve) {
-        error_setg(errp, "memory-backend-secret: reserve=off is not "
-                   "supported: secret memory is always locked; drop "
-                   "reserve=off");
+        return secret_backend_refuse("reserve", "off", "Secret memory is "
+                                     "always locked", errp);
+    }
+    if (backend->guest_memfd) {
+        error_setg(errp, "memory-backend-secret: confidential guests are "
+                   "not supported");
+        error_append_hint(errp, "This machine keeps private guest memory in "
+                          "KVM's guest_memfd, which secret memory cannot "
+                          "provide; use memory-backend-memfd.\n");
         return false;
     }
     return secret_backend_check_size(backend->size, errp);
@@ -190,27 +197,35 @@ secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
         return false;
     }
 
-    fd = secret_backend_create_fd(errp);
+    /* With cpr-transfer and cpr-exec, the new QEMU inherits the memory. */
+    fd = cpr_find_fd(name, 0);
     if (fd < 0) {
-        return false;
-    }
-    if (ftruncate(fd, backend->size)) {
-        error_setg_errno(errp, errno, "memory-backend-secret: cannot size "
-                         "secret memory");
-        goto err_close;
+        fd = secret_backend_create_fd(errp);
+        if (fd < 0) {
+            return false;
+        }
+        if (ftruncate(fd, backend->size)) {
+            error_setg_errno(errp, errno, "memory-backend-secret: cannot "
+                             "size secret memory");
+            goto err_close;
+        }
+        cpr_save_fd(name, 0, fd);
     }
     if (!secret_backend_check_memlock(fd, backend->size, errp)) {
-        goto err_close;
+        goto err_delete;
     }
 
     backend->aligned = true;
     if (!memory_region_init_ram_from_fd(&backend->mr, OBJECT(backend), name,
-                                        backend->size, RAM_SHARED, fd, 0,
+                                        backend->size,
+                                        RAM_SHARED | RAM_UNPINNABLE, fd, 0,
                                         errp)) {
-        goto err_close;
+        goto err_delete;
     }
     return true;
 
+err_delete:
+    cpr_delete_fd(name, 0);
 err_close:
     close(fd);
     return false;
@@ -234,29 +249,40 @@ static bool secret_backend_bind_task(HostMemoryBackend *backend,
 {
     unsigned long lastbit = find_last_bit(backend->host_nodes, MAX_NODES);
     unsigned long maxnode = (lastbit + 1) % (MAX_NODES + 1);
+    int mode = backend->policy;
 
     saved->mode = -1;
-    if (!maxnode) {
+    if (!maxnode || mode == MPOL_DEFAULT) {
+        /* Nothing to bind; hostmem.c refuses host-nodes without a policy */
         return true;
     }
     if (!backend->prealloc) {
         error_setg(errp, "memory-backend-secret: host-nodes needs "
-                   "prealloc=on: secret memory is placed by the thread that "
-                   "first touches it, not by mbind(); add prealloc=on");
+                   "prealloc=on");
+        error_append_hint(errp, "Secret memory is placed by the thread that "
+                          "first touches it, not by mbind(); add "
+                          "prealloc=on.\n");
         return false;
     }
     if (backend->prealloc_context) {
         error_setg(errp, "memory-backend-secret: host-nodes cannot be "
-                   "combined with prealloc-context: the context's threads "
-                   "do not inherit the node policy; drop one of them");
+                   "combined with prealloc-context");
+        error_append_hint(errp, "The context's threads do not inherit the "
+                          "node policy; drop one of them.\n");
         return false;
     }
+#ifdef HAVE_NUMA_HAS_PREFERRED_MANY
+    if (mode == MPOL_PREFERRED && numa_has_preferred_many() > 0) {
+        /* As hostmem.c: MPOL_PREFERRED alone picks the first node. */
+        mode = MPOL_PREFERRED_MANY;
+    }
+#endif
     if (get_mempolicy(&saved->mode, saved->nodes, MAX_NODES + 1, NULL, 0)) {
         error_setg_errno(errp, errno, "memory-backend-secret: cannot read "
                          "the thread's NUMA policy");
         return false;
     }
-    if (set_mempolicy(backend->policy, backend->host_nodes, maxnode + 1)) {
+    if (set_mempolicy(mode, backend->host_nodes, maxnode + 1)) {
         error_setg_errno(errp, errno, "memory-backend-secret: cannot bind "
                          "preallocation to host-nodes");
         saved->mode = -1;
@@ -286,13 +312,14 @@ static void secret_backend_restore_task(SecretTaskPolicy *saved)
 
 static void secret_backend_complete(UserCreatable *uc, Error **errp)
 {
+    HostMemoryBackendSecretClass *sc = MEMORY_BACKEND_SECRET_GET_CLASS(uc);
     HostMemoryBackend *backend = MEMORY_BACKEND(uc);
     SecretTaskPolicy saved;
 
     if (!secret_backend_bind_task(backend, &saved, errp)) {
         return;
     }
-    secret_backend_parent_complete(uc, errp);
+    sc->parent_complete(uc, errp);
     secret_backend_restore_task(&saved);
 }
 
@@ -308,11 +335,12 @@ static void secret_backend_instance_init(Object *obj)
 
 static void secret_backend_class_init(ObjectClass *oc, const void *data)
 {
+    HostMemoryBackendSecretClass *sc = MEMORY_BACKEND_SECRET_CLASS(oc);
     HostMemoryBackendClass *bc = MEMORY_BACKEND_CLASS(oc);
     UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
 
     bc->alloc = secret_backend_memory_alloc;
-    secret_backend_parent_complete = ucc->complete;
+    sc->parent_complete = ucc->complete;
     ucc->complete = secret_backend_complete;
 }
 
@@ -322,11 +350,30 @@ static const TypeInfo secret_backend_info = {
     .instance_init = secret_backend_instance_init,
     .class_init = secret_backend_class_init,
     .instance_size = sizeof(HostMemoryBackendSecret),
+    .class_size = sizeof(HostMemoryBackendSecretClass),
 };
+
+/*
+ * Like memory-backend-memfd, the type exists only where the host can create
+ * its memory, so that management software (libvirt probes qom-list-types)
+ * does not offer it on hosts without memfd_secret(2).
+ */
+static bool secret_backend_host_supported(void)
+{
+    int fd = secret_backend_memfd_secret(0);
+
+    if (fd < 0) {
+        return false;
+    }
+    close(fd);
+    return true;
+}
 
 static void register_types(void)
 {
-    type_register_static(&secret_backend_info);
+    if (secret_backend_host_supported()) {
+        type_register_static(&secret_backend_info);
+    }
 }
 
 type_init(register_types);

@@ -9,8 +9,12 @@
 #include "qemu/osdep.h"
 #include "qemu/units.h"
 #include "libqtest.h"
+#include "libqos/pci-pc.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "qobject/qjson.h"
+#include "qapi/error.h"
+#include "qemu/bswap.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -25,6 +29,8 @@
 #define RAM_SIZE    (64 * MiB)
 #define MARKER_GPA  0x100000
 
+/* A libc without the syscall's number builds a test that only skips. */
+#ifdef SYS_memfd_secret
 typedef struct Mapping {
     uint64_t start;
     uint64_t end;
@@ -38,6 +44,41 @@ static bool host_has_memfd_secret(void)
         return false;
     }
     close(fd);
+    return true;
+}
+
+static bool has_cap_ipc_lock(void)
+{
+    g_autofree char *status = NULL;
+    const char *cap_eff;
+
+    g_assert(g_file_get_contents("/proc/self/status", &status, NULL, NULL));
+    cap_eff = strstr(status, "CapEff:");
+    g_assert(cap_eff);
+    return g_ascii_strtoull(cap_eff + strlen("CapEff:"), NULL, 16) &
+           (1ULL << CAP_IPC_LOCK);
+}
+
+/*
+ * Secret memory is locked memory: QEMU, started by this process, may map
+ * @bytes of it only with CAP_IPC_LOCK or a RLIMIT_MEMLOCK that large.
+ * Skip the test, with the reason, otherwise.
+ */
+static bool skip_unless_lockable(uint64_t bytes)
+{
+    struct rlimit rl;
+    g_autofree char *reason = NULL;
+
+    g_assert_cmpint(getrlimit(RLIMIT_MEMLOCK, &rl), ==, 0);
+    if (has_cap_ipc_lock() || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= bytes) {
+        return false;
+    }
+    reason = g_strdup_printf("needs %" PRIu64 " KiB of locked memory: "
+                             "RLIMIT_MEMLOCK is %" PRIu64 " KiB and "
+                             "CAP_IPC_LOCK is missing; raise ulimit -l",
+                             bytes / KiB, (uint64_t)rl.rlim_cur / KiB);
+    g_test_skip(reason);
     return true;
 }
 
@@ -106,15 +147,15 @@ static int wait_secret_fds(pid_t pid, int expected)
     return n;
 }
 
-/* A field of /proc/PID/smaps (in kB) for the mapping starting at @start. */
-static uint64_t smaps_field(pid_t pid, uint64_t start, const char *field)
+/* The value of @field in /proc/PID/smaps for the mapping at @start. */
+static char *smaps_line(pid_t pid, uint64_t start, const char *field)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/smaps", pid);
     g_autofree char *head = g_strdup_printf("%" PRIx64 "-", start);
+    g_autofree char *key = g_strdup_printf("%s:", field);
     g_autofree char *smaps = NULL;
     g_auto(GStrv) lines = NULL;
     bool in_map = false;
-    uint64_t kb;
     int i;
 
     g_assert(g_file_get_contents(path, &smaps, NULL, NULL));
@@ -122,12 +163,19 @@ static uint64_t smaps_field(pid_t pid, uint64_t start, const char *field)
     for (i = 0; lines[i]; i++) {
         if (g_ascii_isxdigit(lines[i][0]) && strchr(lines[i], '-')) {
             in_map = g_str_has_prefix(lines[i], head);
-        } else if (in_map && g_str_has_prefix(lines[i], field) &&
-                   sscanf(lines[i] + strlen(field), ": %" SCNu64, &kb) == 1) {
-            return kb;
+        } else if (in_map && g_str_has_prefix(lines[i], key)) {
+            return g_strdup(lines[i] + strlen(key));
         }
     }
     g_assert_not_reached();
+}
+
+/* A size field of /proc/PID/smaps, in kB. */
+static uint64_t smaps_field(pid_t pid, uint64_t start, const char *field)
+{
+    g_autofree char *value = smaps_line(pid, start, field);
+
+    return g_ascii_strtoull(value, NULL, 10);
 }
 
 static void assert_refused(QTestState *qts, QDict *bad, QDict *good);
@@ -150,8 +198,13 @@ static QTestState *start_vm(const char *backend, const char *extra)
 
 static void test_ram_readwrite(void)
 {
-    QTestState *qts = start_vm("memory-backend-secret", "");
+    QTestState *qts;
     uint64_t addr;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = start_vm("memory-backend-secret", "");
 
     for (addr = MARKER_GPA; addr < RAM_SIZE; addr += 4 * MiB) {
         qtest_writeq(qts, addr, addr ^ 0x5ec7e75ec7e75ec7ULL);
@@ -165,23 +218,39 @@ static void test_ram_readwrite(void)
 
 static void test_maps(void)
 {
-    QTestState *qts = start_vm("memory-backend-secret", "");
-    pid_t pid = qtest_pid(qts);
+    g_autofree char *vm_flags = NULL;
+    QTestState *qts;
     Mapping map;
+    pid_t pid;
 
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = start_vm("memory-backend-secret", "");
+    pid = qtest_pid(qts);
     g_assert(find_mapping(pid, SECRET_MAP, 0, &map));
     g_assert_cmpuint(map.end - map.start, ==, RAM_SIZE);
-    /* locked and not dumped, by the kernel */
+    /* locked (lo) and left out of core dumps (dd), by the kernel */
+    vm_flags = smaps_line(pid, map.start, "VmFlags");
+    g_test_message("VmFlags:%s", vm_flags);
+    g_assert(strstr(vm_flags, " lo"));
+    g_assert(strstr(vm_flags, " dd"));
     g_assert_cmpint(count_secret_fds(pid), ==, 1);
     qtest_quit(qts);
 }
 
 static void test_query_memdev(void)
 {
-    QTestState *qts = start_vm("memory-backend-secret", "");
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-memdev' }");
-    QList *list = qdict_get_qlist(rsp, "return");
-    QDict *dev;
+    QTestState *qts;
+    QDict *rsp, *dev;
+    QList *list;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = start_vm("memory-backend-secret", "");
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-memdev' }");
+    list = qdict_get_qlist(rsp, "return");
 
     g_assert_cmpint(qlist_size(list), ==, 1);
     dev = qobject_to(QDict, qlist_peek(list));
@@ -197,10 +266,15 @@ static void test_query_memdev(void)
 
 static void check_prealloc(const char *props)
 {
-    QTestState *qts = start_vm("memory-backend-secret", props);
-    pid_t pid = qtest_pid(qts);
+    QTestState *qts;
     Mapping map;
+    pid_t pid;
 
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = start_vm("memory-backend-secret", props);
+    pid = qtest_pid(qts);
     g_assert(find_mapping(pid, SECRET_MAP, 0, &map));
     g_assert_cmpuint(smaps_field(pid, map.start, "Rss"), ==, RAM_SIZE / KiB);
     g_assert_cmpuint(smaps_field(pid, map.start, "Locked"), ==,
@@ -215,12 +289,18 @@ static void test_prealloc(const void *data)
 
 static void test_numa_memdev(void)
 {
-    QTestState *qts = qtest_initf("-machine pc -m %" PRIu64 "M "
-                                  "-object memory-backend-secret,id=m0,"
-                                  "size=%" PRIu64 "M "
-                                  "-numa node,nodeid=0,memdev=m0",
-                                  RAM_SIZE / MiB, RAM_SIZE / MiB);
-    g_autofree char *info = qtest_hmp(qts, "info numa");
+    g_autofree char *info = NULL;
+    QTestState *qts;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = qtest_initf("-machine pc -m %" PRIu64 "M "
+                      "-object memory-backend-secret,id=m0,"
+                      "size=%" PRIu64 "M "
+                      "-numa node,nodeid=0,memdev=m0",
+                      RAM_SIZE / MiB, RAM_SIZE / MiB);
+    info = qtest_hmp(qts, "info numa");
 
     g_assert(strstr(info, "node 0 size: 64 MB"));
     g_assert_cmpint(count_mappings(qtest_pid(qts), SECRET_MAP), ==, 1);
@@ -250,14 +330,18 @@ static void test_host_nodes_placement(void)
     int node = last_host_node();
     g_autofree char *props = g_strdup_printf(",prealloc=on,policy=bind,"
                                              "host-nodes=%d", node);
-    QTestState *qts = start_vm("memory-backend-secret", props);
-    g_autofree char *path = g_strdup_printf("/proc/%d/numa_maps",
-                                            qtest_pid(qts));
-    g_autofree char *numa_maps = NULL;
     g_autofree char *all_on_node = g_strdup_printf(" N%d=%" PRIu64 " ", node,
                                                    RAM_SIZE / 4096);
+    g_autofree char *numa_maps = NULL;
+    g_autofree char *path = NULL;
+    QTestState *qts;
     char *line;
 
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = start_vm("memory-backend-secret", props);
+    path = g_strdup_printf("/proc/%d/numa_maps", qtest_pid(qts));
     g_test_message("binding to host node %d of %d", node, node + 1);
     g_assert(g_file_get_contents(path, &numa_maps, NULL, NULL));
     line = strstr(numa_maps, "file=/secretmem");
@@ -305,10 +389,15 @@ static void add_secret(QTestState *qts, const char *id, uint64_t size)
 
 static void test_hotplug(void)
 {
-    QTestState *qts = qtest_init("-machine pc -m 128M,slots=2,maxmem=1G");
-    pid_t pid = qtest_pid(qts);
+    QTestState *qts;
     QDict *rsp;
+    pid_t pid;
 
+    if (skip_unless_lockable(128 * MiB)) {
+        return;
+    }
+    qts = qtest_init("-machine pc -m 128M,slots=2,maxmem=1G");
+    pid = qtest_pid(qts);
     add_secret(qts, "hp0", 128 * MiB);
     qtest_qmp_assert_success(qts, "{ 'execute': 'device_add', 'arguments': {"
                              " 'driver': 'pc-dimm', 'id': 'dimm0',"
@@ -329,9 +418,14 @@ static void test_hotplug(void)
 
 static void test_object_del_closes_fd(void)
 {
-    QTestState *qts = qtest_init("-machine none");
-    pid_t pid = qtest_pid(qts);
+    QTestState *qts;
+    pid_t pid;
 
+    if (skip_unless_lockable(16 * MiB)) {
+        return;
+    }
+    qts = qtest_init("-machine none");
+    pid = qtest_pid(qts);
     add_secret(qts, "m1", 16 * MiB);
     g_assert_cmpint(count_secret_fds(pid), ==, 1);
     qtest_qmp_assert_success(qts, "{ 'execute': 'object-del', "
@@ -420,7 +514,27 @@ static void deny_memfd_secret(void)
     g_assert_cmpint(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), ==, 0);
 }
 
-/* A kernel without memfd_secret, emulated with seccomp in QEMU's parent. */
+static bool type_listed(QTestState *qts, const char *type)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-list-types', "
+                           "'arguments': { 'implements': 'memory-backend' } }");
+    const QListEntry *e;
+    bool found = false;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *t = qobject_to(QDict, qlist_entry_obj(e));
+
+        found |= !strcmp(qdict_get_str(t, "name"), type);
+    }
+    qobject_unref(rsp);
+    return found;
+}
+
+/*
+ * A kernel without memfd_secret, emulated with seccomp in QEMU's parent:
+ * the type is not offered (management software probes qom-list-types) and
+ * cannot be created, while memory-backend-memfd can.
+ */
 static void test_no_memfd_secret(void)
 {
     QTestState *qts;
@@ -431,8 +545,14 @@ static void test_no_memfd_secret(void)
         g_test_trap_assert_passed();
         return;
     }
+    qts = qtest_init("-machine none");
+    g_assert(type_listed(qts, "memory-backend-secret"));
+    qtest_quit(qts);
+
     deny_memfd_secret();
     qts = qtest_init("-machine none");
+    g_assert(!type_listed(qts, "memory-backend-secret"));
+    g_assert(type_listed(qts, "memory-backend-memfd"));
     memfd = sized(MiB);
     qdict_put_str(memfd, "qom-type", "memory-backend-memfd");
     assert_refused(qts, sized(MiB), memfd);
@@ -459,12 +579,32 @@ static void test_memlock_limit(void)
     qtest_quit(qts);
 }
 
+/* How another process's read of guest RAM ended. */
+typedef struct HostRead {
+    int err;        /* errno, 0 if the read returned all bytes */
+    bool found;     /* the bytes were the marker */
+} HostRead;
+
+static HostRead host_read_result(ssize_t n, size_t len, const char *buf,
+                                 const char *marker, const char *how)
+{
+    HostRead r = { .err = n < 0 ? errno : 0 };
+
+    g_test_message("%s: %zd (%s)", how, n, n < 0 ? strerror(r.err) : "read");
+    if (n >= 0 && n != len) {
+        r.err = EIO;
+    }
+    r.found = n == len && !memcmp(buf, marker, len);
+    return r;
+}
+
 /*
  * Read @len bytes of @pid at @addr through /proc/PID/mem and through
- * process_vm_readv(); return whether each path saw @marker.
+ * process_vm_readv(), as root on the host would.
  */
 static void read_other_process(pid_t pid, uint64_t addr, const char *marker,
-                               size_t len, bool *via_mem, bool *via_vm_readv)
+                               size_t len, HostRead *via_mem,
+                               HostRead *via_vm_readv)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/mem", pid);
     g_autofree char *buf = g_malloc0(len);
@@ -474,64 +614,602 @@ static void read_other_process(pid_t pid, uint64_t addr, const char *marker,
     int fd = open(path, O_RDONLY);
     ssize_t n;
 
-    g_assert(fd >= 0);
-    n = pread(fd, buf, len, addr);
-    g_test_message("/proc/%d/mem: %zd (%s)", pid, n,
-                   n < 0 ? strerror(errno) : "read");
-    *via_mem = n == len && !memcmp(buf, marker, len);
-    close(fd);
-
+    if (fd < 0) {
+        *via_mem = (HostRead) { .err = errno };
+    } else {
+        n = pread(fd, buf, len, addr);
+        *via_mem = host_read_result(n, len, buf, marker, "/proc/PID/mem");
+        close(fd);
+    }
     memset(buf, 0, len);
     n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-    g_test_message("process_vm_readv: %zd (%s)", n,
-                   n < 0 ? strerror(errno) : "read");
-    *via_vm_readv = n == len && !memcmp(buf, marker, len);
+    *via_vm_readv = host_read_result(n, len, buf, marker, "process_vm_readv");
 }
 
-static void check_host_reads(const char *backend, const char *map_name,
-                             bool expect_found)
+/* Write a fresh marker at @gpa and read it back from QEMU's @map_name. */
+static void read_marker(QTestState *qts, uint64_t gpa, const char *map_name,
+                        uint64_t map_offset, HostRead *via_mem,
+                        HostRead *via_vm_readv)
 {
-    QTestState *qts = start_vm(backend, "");
     g_autofree char *marker = g_strdup_printf("secretvm-marker-%08x",
                                               g_random_int());
-    size_t len = strlen(marker);
-    bool via_mem, via_vm_readv;
     Mapping map;
 
-    qtest_memwrite(qts, MARKER_GPA, marker, len);
+    qtest_memwrite(qts, gpa, marker, strlen(marker));
     g_assert(find_mapping(qtest_pid(qts), map_name, 0, &map));
-    read_other_process(qtest_pid(qts), map.start + MARKER_GPA, marker, len,
-                       &via_mem, &via_vm_readv);
-    g_assert_cmpint(via_mem, ==, expect_found);
-    g_assert_cmpint(via_vm_readv, ==, expect_found);
+    read_other_process(qtest_pid(qts), map.start + map_offset, marker,
+                       strlen(marker), via_mem, via_vm_readv);
+}
+
+static bool skip_if_read_denied(const HostRead *r)
+{
+    if (r->err != EACCES && r->err != EPERM) {
+        return false;
+    }
+    g_test_skip("this process may not read QEMU's memory (Yama "
+                "ptrace_scope, or no CAP_SYS_PTRACE), so the control "
+                "cannot run");
+    return true;
+}
+
+/*
+ * One VM, two NUMA nodes: node 0 in secret memory, node 1 in memfd.  The
+ * same reads that find the marker in node 1 (the in-VM control) are
+ * refused on node 0, each with the errno the kernel gives for memory it
+ * cannot reach: EIO from /proc/PID/mem, EFAULT from process_vm_readv().
+ */
+static void test_host_reads_secret(void)
+{
+    HostRead mem, vm_readv;
+    QTestState *qts;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = qtest_initf("-machine pc -m %" PRIu64 "M "
+                      "-object memory-backend-secret,id=m0,size=%" PRIu64 "M "
+                      "-object memory-backend-memfd,id=m1,size=%" PRIu64 "M "
+                      "-numa node,memdev=m0 -numa node,memdev=m1",
+                      2 * RAM_SIZE / MiB, RAM_SIZE / MiB, RAM_SIZE / MiB);
+
+    read_marker(qts, RAM_SIZE + MARKER_GPA, MEMFD_MAP, MARKER_GPA,
+                &mem, &vm_readv);
+    if (skip_if_read_denied(&mem)) {
+        qtest_quit(qts);
+        return;
+    }
+    g_assert(mem.found);
+    g_assert(vm_readv.found);
+
+    read_marker(qts, MARKER_GPA, SECRET_MAP, MARKER_GPA, &mem, &vm_readv);
+    g_assert_cmpint(mem.err, ==, EIO);
+    g_assert_cmpint(vm_readv.err, ==, EFAULT);
+    g_assert(!mem.found && !vm_readv.found);
     qtest_quit(qts);
 }
 
-static void test_host_reads_secret(void)
-{
-    check_host_reads("memory-backend-secret", SECRET_MAP, false);
-}
-
-/* Positive control: the same reads find the marker in memfd guest RAM. */
+/* Positive control: the same reads find the marker in a VM all on memfd. */
 static void test_host_reads_memfd(void)
 {
-    check_host_reads("memory-backend-memfd", MEMFD_MAP, true);
-}
+    QTestState *qts = start_vm("memory-backend-memfd", "");
+    HostRead mem, vm_readv;
 
-static void skip_no_secretmem(void)
-{
-    g_test_skip("host kernel has no memfd_secret(2): enable CONFIG_SECRETMEM "
-                "(and secretmem.enable=1 before Linux 6.5)");
-}
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-
-    if (!host_has_memfd_secret()) {
-        qtest_add_func("/memory-backend-secret/skipped", skip_no_secretmem);
-        return g_test_run();
+    read_marker(qts, MARKER_GPA, MEMFD_MAP, MARKER_GPA, &mem, &vm_readv);
+    if (skip_if_read_denied(&mem)) {
+        qtest_quit(qts);
+        return;
     }
+    g_assert_cmpint(mem.err, ==, 0);
+    g_assert_cmpint(vm_readv.err, ==, 0);
+    g_assert(mem.found && vm_readv.found);
+    qtest_quit(qts);
+}
+
+static QDict *qom_set_bool(QTestState *qts, const char *path,
+                           const char *property, bool value)
+{
+    return qtest_qmp(qts, "{ 'execute': 'qom-set', 'arguments': {"
+                     " 'path': %s, 'property': %s, 'value': %i } }",
+                     path, property, value);
+}
+
+static bool qom_get_bool(QTestState *qts, const char *path,
+                         const char *property)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': {"
+                           " 'path': %s, 'property': %s } }", path, property);
+    bool value = qdict_get_bool(rsp, "return");
+
+    qobject_unref(rsp);
+    return value;
+}
+
+/*
+ * merge and dump, refused at creation, cannot be switched on later either;
+ * on memory-backend-memfd (the control) the same qom-set succeeds.
+ */
+static void test_live_properties(void)
+{
+    static const char *const props[] = { "merge", "dump" };
+    QTestState *qts;
+    QDict *memfd, *rsp;
+    int i;
+
+    if (skip_unless_lockable(4 * MiB)) {
+        return;
+    }
+    qts = qtest_init("-machine none");
+    add_secret(qts, "s0", 4 * MiB);
+    memfd = sized(4 * MiB);
+    qdict_put_str(memfd, "qom-type", "memory-backend-memfd");
+    qdict_put_str(memfd, "id", "f0");
+    qdict_put_bool(memfd, "merge", false);
+    qdict_put_bool(memfd, "dump", false);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', "
+                             "'arguments': %p }", memfd);
+
+    for (i = 0; i < ARRAY_SIZE(props); i++) {
+        rsp = qom_set_bool(qts, "/objects/s0", props[i], true);
+        g_assert(qdict_haskey(rsp, "error"));
+        qobject_unref(rsp);
+        g_assert(!qom_get_bool(qts, "/objects/s0", props[i]));
+
+        rsp = qom_set_bool(qts, "/objects/f0", props[i], true);
+        g_assert(qdict_haskey(rsp, "return"));
+        qobject_unref(rsp);
+        g_assert(qom_get_bool(qts, "/objects/f0", props[i]));
+    }
+    qtest_quit(qts);
+}
+
+static bool qmp_succeeds(QTestState *qts, const char *cmd, const char *args)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': %s, 'arguments': %p }", cmd,
+                           qobject_to(QDict, qobject_from_json(args,
+                                                               &error_abort)));
+    bool ok = qdict_haskey(rsp, "return");
+
+    if (!ok) {
+        g_test_message("%s refused: %s", cmd,
+                       qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+    }
+    qobject_unref(rsp);
+    return ok;
+}
+
+/* Migration features that hand guest RAM to the kernel by reference. */
+static const char *const pinning_migration[][2] = {
+    { "migrate-set-capabilities",
+      "{ 'capabilities': [ { 'capability': 'postcopy-ram',"
+      " 'state': true } ] }" },
+    { "migrate-set-capabilities",
+      "{ 'capabilities': [ { 'capability': 'multifd', 'state': true },"
+      " { 'capability': 'zero-copy-send', 'state': true } ] }" },
+    { "migrate-set-parameters", "{ 'direct-io': true }" },
+};
+
+/*
+ * Postcopy, zero-copy-send and direct-io are refused on a source with
+ * secret RAM and accepted with memfd RAM (the control).
+ */
+static void test_migration_refused(void)
+{
+    const char *backends[] = { "memory-backend-secret",
+                               "memory-backend-memfd" };
+    QTestState *qts;
+    int b, i;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (b = 0; b < ARRAY_SIZE(backends); b++) {
+        for (i = 0; i < ARRAY_SIZE(pinning_migration); i++) {
+            qts = start_vm(backends[b], "");
+            g_assert_cmpint(qmp_succeeds(qts, pinning_migration[i][0],
+                                         pinning_migration[i][1]), ==, b);
+            qtest_quit(qts);
+        }
+    }
+}
+
+static bool userfaultfd_available(void)
+{
+#ifdef SYS_userfaultfd
+    int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+    if (fd >= 0) {
+        close(fd);
+        return true;
+    }
+#endif
+    return false;
+}
+
+/*
+ * Postcopy on the destination: secret RAM cannot be registered with
+ * userfaultfd.  The control (memfd) needs userfaultfd for this process.
+ */
+static void test_postcopy_destination_refused(void)
+{
+    QTestState *qts;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = start_vm("memory-backend-secret", " -incoming defer");
+    g_assert(!qmp_succeeds(qts, pinning_migration[0][0],
+                           pinning_migration[0][1]));
+    qtest_quit(qts);
+
+    if (!userfaultfd_available()) {
+        g_test_skip("control: userfaultfd(2) is not available to this "
+                    "process (vm.unprivileged_userfaultfd, seccomp)");
+        return;
+    }
+    qts = start_vm("memory-backend-memfd", " -incoming defer");
+    g_assert(qmp_succeeds(qts, pinning_migration[0][0],
+                          pinning_migration[0][1]));
+    qtest_quit(qts);
+}
+
+static QTestState *start_virtio_mem_vm(void)
+{
+    return qtest_init("-machine pc -m 64M,maxmem=512M "
+                      "-object memory-backend-memfd,id=f0,size=128M");
+}
+
+static void add_virtio_mem(QTestState *qts, const char *id,
+                           const char *memdev, bool expect_ok)
+{
+    g_autofree char *args = g_strdup_printf("{ 'driver': 'virtio-mem-pci', "
+                                            "'id': '%s', 'memdev': '%s' }",
+                                            id, memdev);
+
+    g_assert_cmpint(qmp_succeeds(qts, "device_add", args), ==, expect_ok);
+}
+
+/*
+ * virtio-mem discards memory to unplug it: refused on a secret memdev, and
+ * secret memory is refused next to a virtio-mem device, in either order.
+ * virtio-mem on memfd alone is the control.
+ */
+static void test_virtio_mem_refused(void)
+{
+    QTestState *qts;
+
+    if (skip_unless_lockable(128 * MiB)) {
+        return;
+    }
+    qts = start_virtio_mem_vm();
+    add_virtio_mem(qts, "vm0", "f0", true);
+    g_assert(!qmp_succeeds(qts, "object-add",
+                           "{ 'qom-type': 'memory-backend-secret',"
+                           " 'id': 's0', 'size': 134217728 }"));
+    g_assert_cmpint(count_secret_fds(qtest_pid(qts)), ==, 0);
+    qtest_quit(qts);
+
+    qts = start_virtio_mem_vm();
+    add_secret(qts, "s0", 128 * MiB);
+    add_virtio_mem(qts, "vm0", "s0", false);
+    add_virtio_mem(qts, "vm1", "f0", false);
+    qtest_quit(qts);
+}
+
+static char *migration_status(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+    QDict *ret = qdict_get_qdict(rsp, "return");
+    char *status = g_strdup(qdict_haskey(ret, "status") ?
+                            qdict_get_str(ret, "status") : "none");
+
+    qobject_unref(rsp);
+    return status;
+}
+
+/*
+ * cpr-transfer: the new QEMU receives the secret memory's file descriptor
+ * over the CPR channel and maps the same memory, so the guest's RAM is
+ * there without being copied.  A new QEMU that created fresh memory
+ * instead would read zeroes.
+ */
+static void test_cpr_transfer(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-cpr-XXXXXX", NULL);
+    g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
+    g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
+    g_autofree char *vm_args = NULL;
+    g_autofree char *dst_args = NULL;
+    g_autofree char *status = NULL;
+    g_autofree uint64_t *words = g_new(uint64_t, RAM_SIZE / (4 * MiB));
+    QTestState *src, *dst;
+    uint64_t addr;
+    int cpr_fd, i;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    vm_args = g_strdup_printf("-nodefaults -machine pc,memory-backend=m0,"
+                              "aux-ram-share=on -m %" PRIu64 "M "
+                              "-object memory-backend-secret,id=m0,"
+                              "size=%" PRIu64 "M",
+                              RAM_SIZE / MiB, RAM_SIZE / MiB);
+    src = qtest_init(vm_args);
+    for (addr = MARKER_GPA, i = 0; addr < RAM_SIZE; addr += 4 * MiB, i++) {
+        words[i] = g_random_int() | (uint64_t)g_random_int() << 32;
+        qtest_writeq(src, addr, words[i]);
+    }
+
+    cpr_fd = qtest_socket_server(cpr_path);
+    g_assert_cmpint(cpr_fd, >=, 0);
+    dst_args = g_strdup_printf("%s -incoming cpr,addr.transport=socket,"
+                               "addr.type=fd,addr.str=%d "
+                               "-incoming unix:%s",
+                               vm_args, cpr_fd, mig_path);
+    dst = qtest_init_ext(NULL, dst_args, NULL, false);
+
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'mode': 'cpr-transfer' } }");
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': {"
+                             " 'channels': ["
+                             "  { 'channel-type': 'main', 'addr': {"
+                             "    'transport': 'socket', 'type': 'unix',"
+                             "    'path': %s } },"
+                             "  { 'channel-type': 'cpr', 'addr': {"
+                             "    'transport': 'socket', 'type': 'unix',"
+                             "    'path': %s } } ] } }",
+                             mig_path, cpr_path);
+    qtest_connect(dst);
+    qtest_qmp_handshake(dst, NULL);
+    do {
+        g_free(status);
+        g_usleep(10 * 1000);
+        status = migration_status(src);
+    } while (strcmp(status, "completed") && strcmp(status, "failed"));
+    g_assert_cmpstr(status, ==, "completed");
+
+    g_assert_cmpint(count_secret_fds(qtest_pid(dst)), ==, 1);
+    for (addr = MARKER_GPA, i = 0; addr < RAM_SIZE; addr += 4 * MiB, i++) {
+        g_assert_cmphex(qtest_readq(dst, addr), ==, words[i]);
+    }
+    qtest_quit(dst);
+    qtest_quit(src);
+    close(cpr_fd);
+    unlink(cpr_path);
+    unlink(mig_path);
+    rmdir(dir);
+}
+
+/* The pc machine's PIIX IDE controller: task file and bus-master DMA. */
+#define IDE_DEVFN           QPCI_DEVFN(1, 1)
+#define IDE_BASE            0x1f0
+#define IDE_SECTOR          512
+enum {
+    IDE_NSECTORS = 2, IDE_LBA_LOW, IDE_LBA_MID, IDE_LBA_HIGH, IDE_DEVICE,
+    IDE_COMMAND, IDE_STATUS = IDE_COMMAND,
+};
+#define IDE_STATUS_ERR      0x01
+#define IDE_DEVICE_LBA      0x40
+#define IDE_CMD_READ_DMA    0xc8
+#define IDE_CMD_WRITE_DMA   0xca
+enum { BM_CMD = 0, BM_STATUS = 2, BM_PRDT = 4 };
+#define BM_CMD_START        0x1
+#define BM_CMD_TO_MEMORY    0x8
+#define BM_STATUS_ACTIVE    0x1
+#define BM_STATUS_ERROR     0x2
+#define BM_STATUS_INTR      0x4
+#define PRD_EOT             0x80000000u
+
+#define DISK_SIZE           (1 * MiB)
+#define PRD_GPA             0x10000
+#define IO_GPA              (2 * MiB)
+#define IO_SECTORS          16
+
+/* The byte every sector of the test disk is filled with. */
+static uint8_t disk_byte(uint64_t sector)
+{
+    return sector * 7 + 1;
+}
+
+static char *make_disk(const char *dir)
+{
+    g_autofree uint8_t *data = g_malloc(DISK_SIZE);
+    char *path = g_build_filename(dir, "disk.raw", NULL);
+    uint64_t sector;
+
+    for (sector = 0; sector < DISK_SIZE / IDE_SECTOR; sector++) {
+        memset(data + sector * IDE_SECTOR, disk_byte(sector), IDE_SECTOR);
+    }
+    g_assert(g_file_set_contents(path, (char *)data, DISK_SIZE, NULL));
+    return path;
+}
+
+/*
+ * One READ DMA or WRITE DMA of IO_SECTORS sectors at @sector, to or from
+ * guest RAM at IO_GPA; returns whether the disk and the DMA engine
+ * reported success.
+ */
+static bool ide_dma(QTestState *qts, uint8_t cmd, uint64_t sector)
+{
+    QPCIBus *bus = qpci_new_pc(qts, NULL);
+    QPCIDevice *dev = qpci_device_find(bus, IDE_DEVFN);
+    uint32_t prd[2] = { cpu_to_le32(IO_GPA),
+                        cpu_to_le32(IO_SECTORS * IDE_SECTOR | PRD_EOT) };
+    QPCIBar bm, ide;
+    uint8_t bm_status, ide_status;
+    int polls;
+
+    g_assert(dev);
+    qpci_device_enable(dev);
+    bm = qpci_iomap(dev, 4, NULL);
+    ide = qpci_legacy_iomap(dev, IDE_BASE);
+
+    qpci_io_writeb(dev, ide, IDE_DEVICE, IDE_DEVICE_LBA);
+    qpci_io_writeb(dev, bm, BM_CMD, 0);
+    qpci_io_writeb(dev, bm, BM_STATUS, BM_STATUS_INTR | BM_STATUS_ERROR);
+    qtest_memwrite(qts, PRD_GPA, prd, sizeof(prd));
+    qpci_io_writel(dev, bm, BM_PRDT, PRD_GPA);
+
+    qpci_io_writeb(dev, ide, IDE_NSECTORS, IO_SECTORS);
+    qpci_io_writeb(dev, ide, IDE_LBA_LOW, sector & 0xff);
+    qpci_io_writeb(dev, ide, IDE_LBA_MID, (sector >> 8) & 0xff);
+    qpci_io_writeb(dev, ide, IDE_LBA_HIGH, (sector >> 16) & 0xff);
+    qpci_io_writeb(dev, ide, IDE_COMMAND, cmd);
+    qpci_io_writeb(dev, bm, BM_CMD, BM_CMD_START |
+                   (cmd == IDE_CMD_READ_DMA ? BM_CMD_TO_MEMORY : 0));
+    for (polls = 0; polls < 1000000; polls++) {
+        bm_status = qpci_io_readb(dev, bm, BM_STATUS);
+        if ((bm_status & (BM_STATUS_ACTIVE | BM_STATUS_INTR)) !=
+            BM_STATUS_ACTIVE) {
+            break;
+        }
+    }
+    qpci_io_writeb(dev, bm, BM_CMD, 0);
+    ide_status = qpci_io_readb(dev, ide, IDE_STATUS);
+    g_test_message("%s at sector %" PRIu64 ": IDE status 0x%02x, "
+                   "bus-master status 0x%02x",
+                   cmd == IDE_CMD_READ_DMA ? "READ DMA" : "WRITE DMA",
+                   sector, ide_status, bm_status);
+
+    g_free(dev);
+    qpci_free_pc(bus);
+    return !(ide_status & IDE_STATUS_ERR) && !(bm_status & BM_STATUS_ERROR);
+}
+
+/*
+ * The test means something only where O_DIRECT reads really go to the
+ * buffer by reference: on tmpfs, for one, the kernel copies, and secret
+ * memory works without a bounce.  Check that an O_DIRECT read into secret
+ * memory fails with EFAULT in @dir, and skip otherwise.
+ */
+static bool skip_unless_direct_io_faults(const char *dir)
+{
+    g_autofree char *path = g_build_filename(dir, "probe", NULL);
+    g_autofree char *reason = NULL;
+    int fd, secret_fd, err = 0;
+    void *buf = MAP_FAILED;
+    ssize_t n = -1;
+
+    g_assert(g_file_set_contents(path, "probe", -1, NULL));
+    g_assert(truncate(path, IDE_SECTOR * 8) == 0);
+    fd = open(path, O_RDONLY | O_DIRECT);
+    secret_fd = syscall(SYS_memfd_secret, 0);
+    g_assert_cmpint(secret_fd, >=, 0);
+    g_assert_cmpint(ftruncate(secret_fd, 4096), ==, 0);
+    buf = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, secret_fd, 0);
+    g_assert(buf != MAP_FAILED);
+    if (fd >= 0) {
+        n = pread(fd, buf, 4096, 0);
+        err = n < 0 ? errno : 0;
+        close(fd);
+    }
+    munmap(buf, 4096);
+    close(secret_fd);
+    unlink(path);
+    if (fd >= 0 && n < 0 && err == EFAULT) {
+        return false;
+    }
+    reason = g_strdup_printf("an O_DIRECT read into secret memory in %s "
+                             "%s, not EFAULT: this filesystem cannot show "
+                             "whether QEMU bounces", dir,
+                             fd < 0 ? "cannot be opened" :
+                             n < 0 ? strerror(err) : "succeeds");
+    g_test_skip(reason);
+    return true;
+}
+
+/*
+ * Disk I/O with cache=none (O_DIRECT) into and out of guest RAM, through
+ * the PIIX IDE controller, for the aio engine in @data.  On secret RAM the
+ * kernel cannot reach the buffers, so the block layer must bounce them;
+ * memfd RAM, where the kernel reads them in place, is the control.
+ */
+static void check_direct_io(const char *backend, const char *aio)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-blk-XXXXXX", NULL);
+    g_autofree uint8_t *buf = g_malloc(IO_SECTORS * IDE_SECTOR);
+    g_autofree char *written = NULL;
+    g_autofree char *disk = NULL;
+    QTestState *qts;
+    int i;
+
+    if (skip_unless_direct_io_faults(dir)) {
+        rmdir(dir);
+        return;
+    }
+    disk = make_disk(dir);
+
+    qts = qtest_initf("-machine pc,memory-backend=m0 -m %" PRIu64 "M "
+                      "-object %s,id=m0,size=%" PRIu64 "M "
+                      "-drive file=%s,if=ide,format=raw,cache=none,aio=%s",
+                      RAM_SIZE / MiB, backend, RAM_SIZE / MiB, disk, aio);
+
+    g_assert(ide_dma(qts, IDE_CMD_READ_DMA, 8));
+    qtest_memread(qts, IO_GPA, buf, IO_SECTORS * IDE_SECTOR);
+    for (i = 0; i < IO_SECTORS * IDE_SECTOR; i++) {
+        g_assert_cmpuint(buf[i], ==, disk_byte(8 + i / IDE_SECTOR));
+    }
+
+    memset(buf, 0x5e, IO_SECTORS * IDE_SECTOR);
+    qtest_memwrite(qts, IO_GPA, buf, IO_SECTORS * IDE_SECTOR);
+    g_assert(ide_dma(qts, IDE_CMD_WRITE_DMA, 64));
+    qtest_quit(qts);
+
+    g_assert(g_file_get_contents(disk, &written, NULL, NULL));
+    g_assert(!memcmp(written + 64 * IDE_SECTOR, buf,
+                     IO_SECTORS * IDE_SECTOR));
+    g_assert_cmpuint((uint8_t)written[80 * IDE_SECTOR], ==, disk_byte(80));
+    unlink(disk);
+    rmdir(dir);
+}
+
+static bool skip_unless_aio(const char *aio)
+{
+    g_autofree char *disabled = NULL;
+
+#ifndef CONFIG_LINUX_AIO
+    if (!strcmp(aio, "native")) {
+        g_test_skip("QEMU is built without linux-aio (--enable-linux-aio)");
+        return true;
+    }
+#endif
+#ifndef CONFIG_LINUX_IO_URING
+    if (!strcmp(aio, "io_uring")) {
+        g_test_skip("QEMU is built without io_uring "
+                    "(--enable-linux-io-uring)");
+        return true;
+    }
+#endif
+    if (strcmp(aio, "io_uring") ||
+        !g_file_get_contents("/proc/sys/kernel/io_uring_disabled", &disabled,
+                             NULL, NULL) || atoi(disabled) == 0) {
+        return false;
+    }
+    g_test_skip("io_uring is disabled (kernel.io_uring_disabled)");
+    return true;
+}
+
+static void test_direct_io_secret(const void *aio)
+{
+    if (skip_unless_lockable(RAM_SIZE) || skip_unless_aio(aio)) {
+        return;
+    }
+    check_direct_io("memory-backend-secret", aio);
+}
+
+static void test_direct_io_memfd(const void *aio)
+{
+    if (skip_unless_aio(aio)) {
+        return;
+    }
+    check_direct_io("memory-backend-memfd", aio);
+}
+
+static void add_tests(void)
+{
+    static const char *const aio_engines[] = {
+        "threads", "native", "io_uring",
+    };
+    int i;
 
     qtest_add_func("/memory-backend-secret/ram-readwrite", test_ram_readwrite);
     qtest_add_func("/memory-backend-secret/maps", test_maps);
@@ -561,6 +1239,45 @@ int main(int argc, char **argv)
                    test_host_reads_secret);
     qtest_add_func("/memory-backend-secret/host-reads/memfd-control",
                    test_host_reads_memfd);
+    qtest_add_func("/memory-backend-secret/errors/live-properties",
+                   test_live_properties);
+    qtest_add_func("/memory-backend-secret/refused/migration",
+                   test_migration_refused);
+    qtest_add_func("/memory-backend-secret/refused/postcopy-destination",
+                   test_postcopy_destination_refused);
+    qtest_add_func("/memory-backend-secret/refused/virtio-mem",
+                   test_virtio_mem_refused);
+    qtest_add_func("/memory-backend-secret/cpr-transfer", test_cpr_transfer);
+    for (i = 0; i < ARRAY_SIZE(aio_engines); i++) {
+        g_autofree char *secret = g_strdup_printf(
+            "/memory-backend-secret/direct-io/%s/secret", aio_engines[i]);
+        g_autofree char *memfd = g_strdup_printf(
+            "/memory-backend-secret/direct-io/%s/memfd-control",
+            aio_engines[i]);
 
+        qtest_add_data_func(secret, aio_engines[i], test_direct_io_secret);
+        qtest_add_data_func(memfd, aio_engines[i], test_direct_io_memfd);
+    }
+}
+
+#endif /* SYS_memfd_secret */
+
+static void skip_no_secretmem(void)
+{
+    g_test_skip("host kernel has no memfd_secret(2): enable CONFIG_SECRETMEM "
+                "(and secretmem.enable=1 before Linux 6.5)");
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+#ifdef SYS_memfd_secret
+    if (host_has_memfd_secret()) {
+        add_tests();
+        return g_test_run();
+    }
+#endif
+    qtest_add_func("/memory-backend-secret/skipped", skip_no_secretmem);
     return g_test_run();
 }
