@@ -34,6 +34,8 @@ OBJECT_DECLARE_TYPE(HostMemoryBackendSecret, HostMemoryBackendSecretClass,
 
 struct HostMemoryBackendSecret {
     HostMemoryBackend parent_obj;
+
+    bool plaintext_export;
 };
 
 struct HostMemoryBackendSecretClass {
@@ -191,6 +193,7 @@ static bool
 secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
 {
     g_autofree char *name = host_memory_backend_get_name(backend);
+    uint32_t ram_flags = RAM_SHARED | RAM_UNPINNABLE;
     int fd;
 
     if (!secret_backend_check_options(backend, errp)) {
@@ -215,10 +218,12 @@ secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
         goto err_delete;
     }
 
+    if (!MEMORY_BACKEND_SECRET(backend)->plaintext_export) {
+        ram_flags |= RAM_CONFIDENTIAL;
+    }
     backend->aligned = true;
     if (!memory_region_init_ram_from_fd(&backend->mr, OBJECT(backend), name,
-                                        backend->size,
-                                        RAM_SHARED | RAM_UNPINNABLE, fd, 0,
+                                        backend->size, ram_flags, fd, 0,
                                         errp)) {
         goto err_delete;
     }
@@ -323,6 +328,21 @@ static void secret_backend_complete(UserCreatable *uc, Error **errp)
     secret_backend_restore_task(&saved);
 }
 
+static bool secret_backend_get_plaintext_export(Object *obj, Error **errp)
+{
+    return MEMORY_BACKEND_SECRET(obj)->plaintext_export;
+}
+
+static void secret_backend_set_plaintext_export(Object *obj, bool value,
+                                                Error **errp)
+{
+    if (host_memory_backend_mr_inited(MEMORY_BACKEND(obj))) {
+        error_setg(errp, "cannot change property value");
+        return;
+    }
+    MEMORY_BACKEND_SECRET(obj)->plaintext_export = value;
+}
+
 static void secret_backend_instance_init(Object *obj)
 {
     HostMemoryBackend *backend = MEMORY_BACKEND(obj);
@@ -342,6 +362,13 @@ static void secret_backend_class_init(ObjectClass *oc, const void *data)
     bc->alloc = secret_backend_memory_alloc;
     sc->parent_complete = ucc->complete;
     ucc->complete = secret_backend_complete;
+
+    object_class_property_add_bool(oc, "plaintext-export",
+                                   secret_backend_get_plaintext_export,
+                                   secret_backend_set_plaintext_export);
+    object_class_property_set_description(oc, "plaintext-export",
+        "Allow copies of this memory to leave QEMU in the clear: dumps, "
+        "snapshots, migration without TLS, vhost-user and vfio-user");
 }
 
 static const TypeInfo secret_backend_info = {

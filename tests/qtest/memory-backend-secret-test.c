@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/socket.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -933,6 +934,43 @@ static char *migration_status(QTestState *qts)
     return status;
 }
 
+/* Wait for the migration to end; its final status. */
+static char *wait_migration(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    char *status = NULL;
+
+    do {
+        g_free(status);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+        status = migration_status(qts);
+    } while (strcmp(status, "completed") && strcmp(status, "failed"));
+    return status;
+}
+
+/* The words at every 4 MiB of RAM from MARKER_GPA: written, then checked. */
+static void write_words(QTestState *qts, uint64_t *words)
+{
+    uint64_t addr;
+    int i;
+
+    for (addr = MARKER_GPA, i = 0; addr < RAM_SIZE; addr += 4 * MiB, i++) {
+        words[i] = g_random_int() | (uint64_t)g_random_int() << 32;
+        qtest_writeq(qts, addr, words[i]);
+    }
+}
+
+static void check_words(QTestState *qts, const uint64_t *words)
+{
+    uint64_t addr;
+    int i;
+
+    for (addr = MARKER_GPA, i = 0; addr < RAM_SIZE; addr += 4 * MiB, i++) {
+        g_assert_cmphex(qtest_readq(qts, addr), ==, words[i]);
+    }
+}
+
 /*
  * cpr-transfer: the new QEMU receives the secret memory's file descriptor
  * over the CPR channel and maps the same memory, so the guest's RAM is
@@ -949,8 +987,7 @@ static void test_cpr_transfer(void)
     g_autofree char *status = NULL;
     g_autofree uint64_t *words = g_new(uint64_t, RAM_SIZE / (4 * MiB));
     QTestState *src, *dst;
-    uint64_t addr;
-    int cpr_fd, i;
+    int cpr_fd;
 
     if (skip_unless_lockable(RAM_SIZE)) {
         return;
@@ -961,10 +998,7 @@ static void test_cpr_transfer(void)
                               "size=%" PRIu64 "M",
                               RAM_SIZE / MiB, RAM_SIZE / MiB);
     src = qtest_init(vm_args);
-    for (addr = MARKER_GPA, i = 0; addr < RAM_SIZE; addr += 4 * MiB, i++) {
-        words[i] = g_random_int() | (uint64_t)g_random_int() << 32;
-        qtest_writeq(src, addr, words[i]);
-    }
+    write_words(src, words);
 
     cpr_fd = qtest_socket_server(cpr_path);
     g_assert_cmpint(cpr_fd, >=, 0);
@@ -987,22 +1021,556 @@ static void test_cpr_transfer(void)
                              mig_path, cpr_path);
     qtest_connect(dst);
     qtest_qmp_handshake(dst, NULL);
-    do {
-        g_free(status);
-        g_usleep(10 * 1000);
-        status = migration_status(src);
-    } while (strcmp(status, "completed") && strcmp(status, "failed"));
+    status = wait_migration(src);
     g_assert_cmpstr(status, ==, "completed");
 
     g_assert_cmpint(count_secret_fds(qtest_pid(dst)), ==, 1);
-    for (addr = MARKER_GPA, i = 0; addr < RAM_SIZE; addr += 4 * MiB, i++) {
-        g_assert_cmphex(qtest_readq(dst, addr), ==, words[i]);
-    }
+    check_words(dst, words);
     qtest_quit(dst);
     qtest_quit(src);
     close(cpr_fd);
     unlink(cpr_path);
     unlink(mig_path);
+    rmdir(dir);
+}
+
+/* A VM on secret RAM, with copies in the clear refused or allowed. */
+static QTestState *start_plaintext_vm(bool allowed, const char *extra)
+{
+    return qtest_initf("-nodefaults -machine pc,memory-backend=m0 "
+                       "-m %" PRIu64 "M -object memory-backend-secret,"
+                       "id=m0,size=%" PRIu64 "M,plaintext-export=%s%s",
+                       RAM_SIZE / MiB, RAM_SIZE / MiB,
+                       allowed ? "on" : "off", extra);
+}
+
+/*
+ * dump-guest-memory, pmemsave and memsave write guest RAM to a file:
+ * refused, and no file written, unless plaintext-export=on (the control).
+ */
+static void test_plaintext_monitor(void)
+{
+    static const char *const cmds[][2] = {
+        { "dump-guest-memory", "{ 'paging': false, 'protocol': 'file:%s' }" },
+        { "pmemsave", "{ 'val': 0, 'size': 4096, 'filename': '%s' }" },
+        { "memsave", "{ 'val': 0, 'size': 4096, 'filename': '%s' }" },
+    };
+    g_autofree char *dir = g_dir_make_tmp("secret-dump-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "ram", NULL);
+    QTestState *qts;
+    struct stat st;
+    int allowed, i;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (allowed = 0; allowed < 2; allowed++) {
+        qts = start_plaintext_vm(allowed, "");
+        for (i = 0; i < ARRAY_SIZE(cmds); i++) {
+            g_autofree char *args = g_strdup_printf(cmds[i][1], path);
+
+            g_assert_cmpint(qmp_succeeds(qts, cmds[i][0], args), ==,
+                            allowed);
+            g_assert_cmpint(stat(path, &st), ==, allowed ? 0 : -1);
+            if (allowed) {
+                g_assert_cmpint(st.st_size, >, 0);
+                unlink(path);
+            } else {
+                g_assert_cmpint(errno, ==, ENOENT);
+            }
+        }
+        qtest_quit(qts);
+    }
+    rmdir(dir);
+}
+
+/*
+ * Migration without TLS: to a file or a socket on the source, from a
+ * socket on the destination, refused unless plaintext-export=on.
+ */
+static void test_plaintext_migration(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-mig-XXXXXX", NULL);
+    g_autofree char *file_uri = g_strdup_printf("{ 'uri': 'file:%s/state' }",
+                                                dir);
+    g_autofree char *unix_uri = g_strdup_printf("{ 'uri': 'unix:%s/sock' }",
+                                                dir);
+    g_autofree char *path = g_build_filename(dir, "state", NULL);
+    g_autofree char *sock = g_build_filename(dir, "sock", NULL);
+    g_autofree char *status = NULL;
+    QTestState *qts;
+    int allowed;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (allowed = 0; allowed < 2; allowed++) {
+        qts = start_plaintext_vm(allowed, "");
+        g_assert_cmpint(qmp_succeeds(qts, "migrate", file_uri), ==, allowed);
+        if (allowed) {
+            g_free(status);
+            status = wait_migration(qts);
+            g_assert_cmpstr(status, ==, "completed");
+            unlink(path);
+        }
+        qtest_quit(qts);
+
+        qts = start_plaintext_vm(allowed, "");
+        g_assert_cmpint(qmp_succeeds(qts, "migrate", unix_uri), ==, allowed);
+        qtest_quit(qts);
+
+        qts = start_plaintext_vm(allowed, " -incoming defer");
+        g_assert_cmpint(qmp_succeeds(qts, "migrate-incoming", unix_uri), ==,
+                        allowed);
+        qtest_quit(qts);
+        unlink(sock);
+    }
+    g_assert_cmpint(access(path, F_OK), ==, -1);
+    g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
+/* Wait for job @id to conclude; whether it succeeded. */
+static bool job_succeeds(QTestState *qts, const char *id)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    bool done = false, ok = false;
+
+    while (!done) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-jobs' }");
+        QListEntry *e;
+
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+            QDict *job = qobject_to(QDict, qlist_entry_obj(e));
+
+            if (!strcmp(qdict_get_str(job, "id"), id) &&
+                !strcmp(qdict_get_str(job, "status"), "concluded")) {
+                done = true;
+                ok = !qdict_haskey(job, "error");
+                if (!ok) {
+                    g_test_message("job %s: %s", id,
+                                   qdict_get_str(job, "error"));
+                }
+            }
+        }
+        qobject_unref(rsp);
+        if (!done) {
+            g_usleep(10 * 1000);
+        }
+    }
+    qtest_qmp_assert_success(qts, "{ 'execute': 'job-dismiss', "
+                             "'arguments': { 'id': %s } }", id);
+    return ok;
+}
+
+/* A qcow2 image at @path, as block node "d0", for snapshots. */
+static void add_qcow2(QTestState *qts, const char *path)
+{
+    g_assert(g_file_set_contents(path, "", 0, NULL));
+    qtest_qmp_assert_success(qts, "{ 'execute': 'blockdev-add', "
+                             "'arguments': { 'driver': 'file', "
+                             "'node-name': 'f0', 'filename': %s } }", path);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'blockdev-create', "
+                             "'arguments': { 'job-id': 'create', "
+                             "'options': { 'driver': 'qcow2', "
+                             "'file': 'f0', 'size': 1048576 } } }");
+    g_assert(job_succeeds(qts, "create"));
+    qtest_qmp_assert_success(qts, "{ 'execute': 'blockdev-add', "
+                             "'arguments': { 'driver': 'qcow2', "
+                             "'node-name': 'd0', 'file': 'f0' } }");
+}
+
+/* snapshot-save puts guest RAM into a disk image: as migration to a file. */
+static void test_plaintext_snapshot(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-snap-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "disk.qcow2", NULL);
+    QTestState *qts;
+    int allowed;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (allowed = 0; allowed < 2; allowed++) {
+        qts = start_plaintext_vm(allowed, "");
+        add_qcow2(qts, path);
+        qtest_qmp_assert_success(qts, "{ 'execute': 'snapshot-save', "
+                                 "'arguments': { 'job-id': 'save', "
+                                 "'tag': 'snap0', 'vmstate': 'd0', "
+                                 "'devices': [ 'd0' ] } }");
+        g_assert_cmpint(job_succeeds(qts, "save"), ==, allowed);
+        qtest_quit(qts);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+#ifdef CONFIG_GNUTLS
+/*
+ * Arguments for PSK credentials "tls0" as @endpoint ("client" or
+ * "server"), with the key in @dir.
+ */
+static char *tls_psk_args(const char *dir, const char *endpoint)
+{
+    g_autofree char *psk = g_build_filename(dir, "keys.psk", NULL);
+
+    g_assert(g_file_set_contents(psk, "qemu:009d5638c40fde0c\n", -1, NULL));
+    return g_strdup_printf(" -object tls-creds-psk,id=tls0,endpoint=%s,"
+                           "dir=%s%s", endpoint, dir,
+                           strcmp(endpoint, "client") ? "" : ",username=qemu");
+}
+
+static void set_tls_creds(QTestState *qts)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'tls-creds': 'tls0' } }");
+}
+
+static void remove_tls_dir(const char *dir)
+{
+    g_autofree char *psk = g_build_filename(dir, "keys.psk", NULL);
+
+    unlink(psk);
+    g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
+/*
+ * Precopy migration over TLS (PSK) needs no opt-in: both QEMUs on secret
+ * RAM, and the destination has the words the source's guest RAM held.
+ */
+static void test_tls_migration(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-tls-XXXXXX", NULL);
+    g_autofree char *sock = g_build_filename(dir, "mig.sock", NULL);
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *src_args = tls_psk_args(dir, "client");
+    g_autofree char *server = tls_psk_args(dir, "server");
+    g_autofree char *dst_args = g_strconcat(server, " -incoming defer", NULL);
+    g_autofree char *status = NULL;
+    g_autofree uint64_t *words = g_new(uint64_t, RAM_SIZE / (4 * MiB));
+    QTestState *src, *dst;
+
+    if (skip_unless_lockable(2 * RAM_SIZE)) {
+        return;
+    }
+    src = start_plaintext_vm(false, src_args);
+    dst = start_plaintext_vm(false, dst_args);
+    write_words(src, words);
+
+    set_tls_creds(dst);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': %s } }", uri);
+    set_tls_creds(src);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    status = wait_migration(src);
+    g_assert_cmpstr(status, ==, "completed");
+    g_free(status);
+    status = wait_migration(dst);
+    g_assert_cmpstr(status, ==, "completed");
+
+    check_words(dst, words);
+    qtest_quit(dst);
+    qtest_quit(src);
+    unlink(sock);
+    remove_tls_dir(dir);
+}
+
+/*
+ * TLS that does not protect the RAM is refused unless plaintext-export=on
+ * (the control): anonymous credentials, which authenticate nobody (on the
+ * destination: QEMU 10.2.2 crashes creating anonymous client
+ * credentials); TLS and a file, which it does not cover; and a change of
+ * tls-creds while a
+ * migration of secret RAM runs, on the source and on the destination.
+ */
+static void test_tls_refused(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-tlsno-XXXXXX", NULL);
+    g_autofree char *sock = g_build_filename(dir, "mig.sock", NULL);
+    g_autofree char *state = g_build_filename(dir, "state", NULL);
+    g_autofree char *unix_uri = g_strdup_printf("{ 'uri': 'unix:%s' }",
+                                                sock);
+    g_autofree char *file_uri = g_strdup_printf("{ 'uri': 'file:%s' }",
+                                                state);
+    g_autofree char *client = tls_psk_args(dir, "client");
+    g_autofree char *server = tls_psk_args(dir, "server");
+    g_autofree char *incoming = g_strconcat(server, " -incoming defer", NULL);
+    const char *no_tls = "{ 'tls-creds': '' }";
+    QTestState *qts, *src, *dst;
+    int allowed;
+
+    if (skip_unless_lockable(2 * RAM_SIZE)) {
+        return;
+    }
+    for (allowed = 0; allowed < 2; allowed++) {
+        qts = start_plaintext_vm(allowed, " -object tls-creds-anon,id=tls0,"
+                                 "endpoint=server -incoming defer");
+        set_tls_creds(qts);
+        g_assert_cmpint(qmp_succeeds(qts, "migrate-incoming", unix_uri), ==,
+                        allowed);
+        qtest_quit(qts);
+        unlink(sock);
+
+        qts = start_plaintext_vm(allowed, client);
+        set_tls_creds(qts);
+        g_assert_cmpint(qmp_succeeds(qts, "migrate", file_uri), ==, allowed);
+        qtest_quit(qts);
+        unlink(state);
+
+        /* Zero pages at 1 kB/s: the migration runs for minutes. */
+        dst = start_plaintext_vm(allowed, incoming);
+        set_tls_creds(dst);
+        g_assert(qmp_succeeds(dst, "migrate-incoming", unix_uri));
+        src = start_plaintext_vm(allowed, client);
+        set_tls_creds(src);
+        g_assert(qmp_succeeds(src, "migrate-set-parameters",
+                              "{ 'max-bandwidth': 1000 }"));
+        g_assert(qmp_succeeds(src, "migrate", unix_uri));
+        g_assert_cmpint(qmp_succeeds(src, "migrate-set-parameters", no_tls),
+                        ==, allowed);
+        g_assert_cmpint(qmp_succeeds(dst, "migrate-set-parameters", no_tls),
+                        ==, allowed);
+        qtest_quit(dst);
+        qtest_quit(src);
+        unlink(sock);
+    }
+    remove_tls_dir(dir);
+}
+#endif
+
+/* What the test's vhost-user back-end answers: enough for vhost-user-blk. */
+#define VHOST_USER_GET_FEATURES             1
+#define VHOST_USER_GET_PROTOCOL_FEATURES    15
+#define VHOST_USER_GET_CONFIG               24
+#define VHOST_USER_F_PROTOCOL_FEATURES      30
+#define VHOST_USER_PROTOCOL_F_CONFIG        9
+#define VHOST_USER_REPLY                    (0x1 | 0x4)
+
+typedef struct VhostUserHeader {
+    uint32_t request;
+    uint32_t flags;
+    uint32_t size;
+} VhostUserHeader;
+
+typedef struct VhostUserBackend {
+    int conn;
+    bool hang_up;               /* at the first request, without a reply */
+    GThread *thread;
+    uint32_t first_request;     /* 0: QEMU sent nothing */
+} VhostUserBackend;
+
+static bool vhost_user_reply(int conn, VhostUserHeader *hdr,
+                             const void *payload, uint32_t size)
+{
+    hdr->flags = VHOST_USER_REPLY;
+    hdr->size = size;
+    return send(conn, hdr, sizeof(*hdr), 0) == sizeof(*hdr) &&
+           send(conn, payload, size, 0) == size;
+}
+
+/*
+ * Answer QEMU's vhost-user requests on one connection until it closes:
+ * features with only the config protocol feature, a zero config; other
+ * requests need no reply.
+ */
+static gpointer vhost_user_backend_run(gpointer opaque)
+{
+    VhostUserBackend *vu = opaque;
+    VhostUserHeader hdr;
+    uint8_t payload[512];
+    uint64_t features;
+    bool ok = true;
+
+    while (ok && recv(vu->conn, &hdr, sizeof(hdr), MSG_WAITALL) ==
+                 sizeof(hdr)) {
+        if (hdr.size > sizeof(payload) ||
+            (hdr.size &&
+             recv(vu->conn, payload, hdr.size, MSG_WAITALL) != hdr.size)) {
+            break;
+        }
+        if (!vu->first_request) {
+            vu->first_request = hdr.request;
+        }
+        if (vu->hang_up) {
+            break;
+        }
+        switch (hdr.request) {
+        case VHOST_USER_GET_FEATURES:
+            features = 1ULL << VHOST_USER_F_PROTOCOL_FEATURES | 1ULL << 32;
+            ok = vhost_user_reply(vu->conn, &hdr, &features, 8);
+            break;
+        case VHOST_USER_GET_PROTOCOL_FEATURES:
+            features = 1ULL << VHOST_USER_PROTOCOL_F_CONFIG;
+            ok = vhost_user_reply(vu->conn, &hdr, &features, 8);
+            break;
+        case VHOST_USER_GET_CONFIG:
+            /* offset, size, flags, then the config space: all zero */
+            memset(payload + 12, 0, hdr.size - 12);
+            ok = vhost_user_reply(vu->conn, &hdr, payload, hdr.size);
+            break;
+        }
+    }
+    close(vu->conn);
+    return NULL;
+}
+
+/*
+ * A VM of @backend, with a chardev connected to a vhost-user back-end
+ * that the test plays in a thread, and that may @hang_up at once.
+ */
+static QTestState *start_vhost_user_vm(const char *backend, const char *dir,
+                                       bool hang_up, VhostUserBackend *vu)
+{
+    g_autofree char *path = g_build_filename(dir, "vu.sock", NULL);
+    g_autofree char *chardev = g_strdup_printf(" -chardev socket,id=c0,"
+                                               "path=%s", path);
+    int listener = qtest_socket_server(path);
+    QTestState *qts;
+
+    g_assert_cmpint(listener, >=, 0);
+    qts = start_vm(backend, chardev);
+    vu->conn = accept(listener, NULL, NULL);
+    vu->hang_up = hang_up;
+    g_assert_cmpint(vu->conn, >=, 0);
+    close(listener);
+    unlink(path);
+    vu->first_request = 0;
+    vu->thread = g_thread_new("vhost-user", vhost_user_backend_run, vu);
+    return qts;
+}
+
+static void stop_vhost_user_vm(QTestState *qts, VhostUserBackend *vu)
+{
+    qtest_quit(qts);
+    g_thread_join(vu->thread);
+}
+
+static const char vhost_user_blk[] =
+    "{ 'driver': 'vhost-user-blk-pci', 'id': 'vu0', 'chardev': 'c0' }";
+
+/*
+ * A vhost-user back-end maps guest RAM from the file descriptors QEMU
+ * sends it.  On secret RAM, a vhost-user-blk device is refused before
+ * QEMU says a word to the back-end; with plaintext-export=on (the
+ * control) it is realized.  With the device present, secret memory is
+ * refused, unless plaintext-export=on; not after the device failed.
+ */
+static void test_plaintext_vhost_user(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-vu-XXXXXX", NULL);
+    const char *backends[] = {
+        "memory-backend-secret", "memory-backend-secret,plaintext-export=on"
+    };
+    VhostUserBackend vu;
+    QTestState *qts;
+    int allowed;
+
+    if (skip_unless_lockable(2 * RAM_SIZE)) {
+        return;
+    }
+    for (allowed = 0; allowed < 2; allowed++) {
+        qts = start_vhost_user_vm(backends[allowed], dir, false, &vu);
+        g_assert_cmpint(qmp_succeeds(qts, "device_add", vhost_user_blk), ==,
+                        allowed);
+        stop_vhost_user_vm(qts, &vu);
+        g_assert_cmpuint(vu.first_request, ==,
+                         allowed ? VHOST_USER_GET_FEATURES : 0);
+    }
+
+    qts = start_vhost_user_vm("memory-backend-memfd", dir, false, &vu);
+    g_assert(qmp_succeeds(qts, "device_add", vhost_user_blk));
+    g_assert(!qmp_succeeds(qts, "object-add",
+                           "{ 'qom-type': 'memory-backend-secret',"
+                           " 'id': 's0', 'size': 67108864 }"));
+    g_assert_cmpint(count_secret_fds(qtest_pid(qts)), ==, 0);
+    g_assert(qmp_succeeds(qts, "object-add",
+                          "{ 'qom-type': 'memory-backend-secret',"
+                          " 'id': 's1', 'size': 67108864,"
+                          " 'plaintext-export': true }"));
+    stop_vhost_user_vm(qts, &vu);
+
+    /* A device that failed to realize leaves secret memory possible. */
+    qts = start_vhost_user_vm("memory-backend-memfd", dir, true, &vu);
+    g_assert(!qmp_succeeds(qts, "device_add", vhost_user_blk));
+    g_assert(qmp_succeeds(qts, "object-add",
+                          "{ 'qom-type': 'memory-backend-secret',"
+                          " 'id': 's0', 'size': 67108864 }"));
+    stop_vhost_user_vm(qts, &vu);
+    g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
+/*
+ * cpr-exec: QEMU execs the new QEMU, which inherits the secret memory's
+ * file descriptor and reads back what the old one wrote; the state file
+ * holds no RAM.
+ */
+static void test_cpr_exec(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-cprexec-XXXXXX", NULL);
+    g_autofree char *state = g_build_filename(dir, "state", NULL);
+    g_autofree char *vm_args = NULL;
+    g_autofree char *qemu_args = NULL;
+    g_autofree char *exec_args = NULL;
+    g_autofree uint64_t *words = g_new(uint64_t, RAM_SIZE / (4 * MiB));
+    g_auto(GStrv) argv = NULL;
+    QTestState *src, *dst;
+    QDict *rsp, *params = qdict_new();
+    QList *cmd = qlist_new();
+    const char *status;
+    int i;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    vm_args = g_strdup_printf("-nodefaults -machine pc,memory-backend=m0,"
+                              "aux-ram-share=on -m %" PRIu64 "M "
+                              "-object memory-backend-secret,id=m0,"
+                              "size=%" PRIu64 "M",
+                              RAM_SIZE / MiB, RAM_SIZE / MiB);
+    src = qtest_init(vm_args);
+    write_words(src, words);
+
+    qemu_args = qtest_qemu_args(vm_args);
+    exec_args = g_strconcat(qtest_qemu_binary(NULL), " -incoming defer ",
+                            qemu_args, NULL);
+    argv = g_strsplit(exec_args, " ", -1);
+    for (i = 0; argv[i]; i++) {
+        if (*argv[i]) {
+            qlist_append_str(cmd, argv[i]);
+        }
+    }
+    qdict_put_str(params, "mode", "cpr-exec");
+    qdict_put(params, "cpr-exec-command", cmd);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': %p }", params);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-capabilities', "
+                             "'arguments': { 'capabilities': [ "
+                             "{ 'capability': 'events', 'state': true } ] } }");
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'channels': [ { 'channel-type': 'main', "
+                             "'addr': { 'transport': 'file', "
+                             "'filename': %s, 'offset': 0 } } ] } }", state);
+    do {
+        rsp = qtest_qmp_eventwait_ref(src, "MIGRATION");
+        status = qdict_get_str(qdict_get_qdict(rsp, "data"), "status");
+        g_assert_cmpstr(status, !=, "failed");
+        i = strcmp(status, "completed");
+        qobject_unref(rsp);
+    } while (i);
+
+    dst = qtest_init_after_exec(src);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'channels': [ "
+                             "{ 'channel-type': 'main', 'addr': "
+                             "{ 'transport': 'file', 'filename': %s, "
+                             "'offset': 0 } } ] } }", state);
+    g_free(wait_migration(dst));
+    g_assert_cmpint(count_secret_fds(qtest_pid(dst)), ==, 1);
+    check_words(dst, words);
+    qtest_quit(dst);
+    qtest_quit(src);
+    unlink(state);
     rmdir(dir);
 }
 
@@ -1280,6 +1848,21 @@ static void add_tests(void)
     qtest_add_func("/memory-backend-secret/refused/virtio-mem",
                    test_virtio_mem_refused);
     qtest_add_func("/memory-backend-secret/cpr-transfer", test_cpr_transfer);
+    qtest_add_func("/memory-backend-secret/cpr-exec", test_cpr_exec);
+    qtest_add_func("/memory-backend-secret/plaintext/monitor",
+                   test_plaintext_monitor);
+    qtest_add_func("/memory-backend-secret/plaintext/migration",
+                   test_plaintext_migration);
+    qtest_add_func("/memory-backend-secret/plaintext/snapshot",
+                   test_plaintext_snapshot);
+#ifdef CONFIG_GNUTLS
+    qtest_add_func("/memory-backend-secret/plaintext/tls-migration",
+                   test_tls_migration);
+    qtest_add_func("/memory-backend-secret/plaintext/tls-refused",
+                   test_tls_refused);
+#endif
+    qtest_add_func("/memory-backend-secret/plaintext/vhost-user",
+                   test_plaintext_vhost_user);
     for (i = 0; i < ARRAY_SIZE(aio_engines); i++) {
         g_autofree char *secret = g_strdup_printf(
             "/memory-backend-secret/direct-io/%s/secret", aio_engines[i]);
