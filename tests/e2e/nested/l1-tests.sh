@@ -20,8 +20,9 @@
 #
 # On the patched kernel, scripts/run-demo with accel=kvm must pass: an L2
 # guest on memory-backend-secret, unreadable from L1's host paths and
-# L1's direct map, and the memfd control readable.  On the unpatched one,
-# the kernel refuses SECRETMEM_ALLOW_KVM, the KVM selftest skips, our QEMU
+# L1's direct map, and the memfd control readable; and vhost-vdpa.sh: our
+# QEMU refuses vhost-vdpa next to secret RAM.  On the unpatched one, the
+# kernel refuses SECRETMEM_ALLOW_KVM, the KVM selftest skips, our QEMU
 # refuses accel=kvm with secret RAM, and the memfd control still runs on
 # KVM.  Without the KVM patches, the kernel takes the flag but KVM cannot
 # map the memory: every KVM selftest that runs a guest on secret memory
@@ -97,8 +98,10 @@ ktap_include "mm/memfd_secret: " "$selftests/mm/memfd_secret"
 secretmem_test "kvm/secretmem_test: "
 if [ "$SECRETVM_L1_KERNEL" = patched ]; then
 	ktap_test_status "the kernel accepts SECRETMEM_ALLOW_KVM" 0 "$e2e/secretmem-allows-kvm"
-	[ "$SECRETVM_L1_QEMU" = 0 ] ||
+	if [ "$SECRETVM_L1_QEMU" = 1 ]; then
 		ktap_include "run-demo accel=kvm: " "$TOP/scripts/run-demo" --accel kvm
+		ktap_include "vhost-vdpa: " "$TOP/tests/e2e/nested/vhost-vdpa.sh"
+	fi
 else
 	if [ "$SECRETVM_L1_KERNEL" = without-kvm ]; then
 		ktap_test_status "the kernel accepts SECRETMEM_ALLOW_KVM" 0 "$e2e/secretmem-allows-kvm"
