@@ -13,6 +13,8 @@
 #                           series, built
 #   SECRETMEM_ODIRECT_PATH  scratch block device for the O_DIRECT negative
 #   SECRETVM_RESULTS        the run's folder (set by init), for the demo's logs
+#   SECRETVM_L2_KERNEL, SECRETVM_L2_DISK  the L2 guest's kernel and disk
+#                           (l2-guest.sh)
 #   SECRETVM_L1_SUITE       kvm-selftests: run upstream's x86 KVM selftests
 #                           instead (scripts/compare-kvm-selftests), one
 #                           result per program, at most
@@ -20,16 +22,18 @@
 #
 # On the patched kernel, scripts/run-demo with accel=kvm must pass: an L2
 # guest on memory-backend-secret, unreadable from L1's host paths and
-# L1's direct map, and the memfd control readable; and vhost-vdpa.sh: our
-# QEMU refuses vhost-vdpa next to secret RAM.  On the unpatched one, the
-# kernel refuses SECRETMEM_ALLOW_KVM, the KVM selftest skips, our QEMU
-# refuses accel=kvm with secret RAM, and the memfd control still runs on
-# KVM.  Without the KVM patches, the kernel takes the flag but KVM cannot
-# map the memory: every KVM selftest that runs a guest on secret memory
-# must fail (its controls on other memory pass), and QEMU refuses as on
-# the unpatched kernel (no KVM_CAP_SECRETMEM).  Where the kernel takes the
-# flag, the KVM selftest runs again on KVM's shadow MMU (kvm_amd npt=0),
-# without its tests of other kernel paths, which do not depend on the MMU.
+# L1's direct map, and the memfd control readable; vhost-vdpa.sh: our
+# QEMU refuses vhost-vdpa next to secret RAM; and l2-guest.sh: a Linux L2
+# guest on secret RAM (disk, network, reboot, migration, the same host
+# read probes).  On the unpatched one, the kernel refuses
+# SECRETMEM_ALLOW_KVM, the KVM selftest skips, our QEMU refuses accel=kvm
+# with secret RAM, and the memfd control still runs on KVM.  Without the
+# KVM patches, the kernel takes the flag but KVM cannot map the memory:
+# every KVM selftest that runs a guest on secret memory must fail (its
+# controls on other memory pass), and QEMU refuses as on the unpatched
+# kernel (no KVM_CAP_SECRETMEM).  Where the kernel takes the flag, the KVM
+# selftest runs again on KVM's shadow MMU (kvm_amd npt=0), without its
+# tests of other kernel paths, which do not depend on the MMU.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../../.." && pwd)
 . "$TOP/scripts/lib.sh"
@@ -101,6 +105,7 @@ if [ "$SECRETVM_L1_KERNEL" = patched ]; then
 	if [ "$SECRETVM_L1_QEMU" = 1 ]; then
 		ktap_include "run-demo accel=kvm: " "$TOP/scripts/run-demo" --accel kvm
 		ktap_include "vhost-vdpa: " "$TOP/tests/e2e/nested/vhost-vdpa.sh"
+		ktap_include "L2 Linux: " "$TOP/tests/e2e/nested/l2-guest.sh"
 	fi
 else
 	if [ "$SECRETVM_L1_KERNEL" = without-kvm ]; then
@@ -128,6 +133,9 @@ if [ "$SECRETVM_L1_KERNEL" != unpatched ]; then
 		ktap_test_fail "kvm_amd loaded again with npt=0"
 	fi
 fi
-# The demo's logs live in the cache's overlay, gone with L1: keep them.
-[ ! -d "$SECRETVM_CACHE/demo" ] || cp -r "$SECRETVM_CACHE/demo" "$SECRETVM_RESULTS/"
+# The demo's and the L2 guest's logs live in the cache's overlay, gone
+# with L1: keep them.
+for logs in "$SECRETVM_CACHE/demo" "$SECRETVM_CACHE/l2"; do
+	[ ! -d "$logs" ] || cp -r "$logs" "$SECRETVM_RESULTS/"
+done
 ktap_finished

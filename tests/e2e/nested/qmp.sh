@@ -1,5 +1,6 @@
-# QMP from bash, for the L1 tests that drive our QEMU (vhost-vdpa.sh).
-# Source it, do not run it.  QEMU speaks QMP on a pipe chardev, two fifos:
+# QMP from bash, for the L1 tests that drive our QEMU (vhost-vdpa.sh,
+# l2-guest.sh).  Source it, do not run it.  QEMU speaks QMP on a pipe
+# chardev, two fifos:
 #
 #   qmp_fifos PATH      before QEMU starts: make and open PATH.in, PATH.out
 #   QEMU ... -chardev pipe,id=qmp,path=PATH -mon chardev=qmp,mode=control
