@@ -1501,6 +1501,210 @@ static void test_plaintext_vhost_user(void)
 }
 
 /*
+ * What the test's vfio-user server answers: the version; maps and unmaps
+ * of guest RAM, which it accepts without looking; and an error for
+ * everything else, so that the device never realizes.
+ */
+#define VFIO_USER_VERSION   1
+#define VFIO_USER_DMA_MAP   2
+#define VFIO_USER_DMA_UNMAP 3
+#define VFIO_USER_REPLY     0x1
+#define VFIO_USER_ERROR     0x20
+
+typedef struct VfioUserHeader {
+    uint16_t id;
+    uint16_t command;
+    uint32_t size;
+    uint32_t flags;
+    uint32_t error_reply;
+} VfioUserHeader;
+
+typedef struct VfioUserVersion {
+    VfioUserHeader hdr;
+    uint16_t major;
+    uint16_t minor;
+    char capabilities[4];   /* "{}" */
+} VfioUserVersion;
+
+typedef struct VfioUserServer {
+    int listener;
+    GThread *thread;
+    int requests;           /* after the version */
+    uint16_t fd_command;    /* the first request that came with an fd */
+    char *fd_target;        /* where that fd leads, from /proc/self/fd */
+} VfioUserServer;
+
+/*
+ * One request of QEMU's, and the file descriptor that came with it (-1
+ * for none); false when the connection ended.
+ */
+static bool vfio_user_receive(int conn, VfioUserHeader *hdr, int *fd)
+{
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { .iov_base = hdr, .iov_len = sizeof(*hdr) };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = control, .msg_controllen = sizeof(control),
+    };
+    struct cmsghdr *cmsg;
+    g_autofree char *payload = NULL;
+
+    *fd = -1;
+    if (recvmsg(conn, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC) !=
+        sizeof(*hdr)) {
+        return false;
+    }
+    cmsg = CMSG_FIRSTHDR(&msg);
+    if (cmsg && cmsg->cmsg_level == SOL_SOCKET &&
+        cmsg->cmsg_type == SCM_RIGHTS) {
+        memcpy(fd, CMSG_DATA(cmsg), sizeof(int));
+    }
+    if (hdr->size < sizeof(*hdr) || hdr->size > MiB) {
+        return false;
+    }
+    payload = g_malloc(hdr->size - sizeof(*hdr));
+    return recv(conn, payload, hdr->size - sizeof(*hdr), MSG_WAITALL) ==
+           hdr->size - sizeof(*hdr);
+}
+
+static bool vfio_user_reply(int conn, VfioUserHeader *hdr)
+{
+    VfioUserVersion version = { .capabilities = "{}" };
+
+    hdr->flags = VFIO_USER_REPLY;
+    hdr->error_reply = 0;
+    switch (hdr->command) {
+    case VFIO_USER_VERSION:
+        version.hdr = *hdr;
+        version.hdr.size = sizeof(version);
+        return send(conn, &version, sizeof(version), 0) == sizeof(version);
+    case VFIO_USER_DMA_MAP:
+    case VFIO_USER_DMA_UNMAP:
+        break;
+    default:
+        hdr->flags |= VFIO_USER_ERROR;
+        hdr->error_reply = ENOTSUP;
+    }
+    hdr->size = sizeof(*hdr);
+    return send(conn, hdr, sizeof(*hdr), 0) == sizeof(*hdr);
+}
+
+/*
+ * Accept QEMU's connection, if it comes, and answer its requests until it
+ * closes; count those after the version, and note the first that brings
+ * a file descriptor (guest RAM for the server to map).
+ */
+static gpointer vfio_user_server_run(gpointer opaque)
+{
+    VfioUserServer *server = opaque;
+    VfioUserHeader hdr;
+    int conn, fd;
+
+    conn = accept(server->listener, NULL, NULL);
+    if (conn < 0) {
+        return NULL;        /* QEMU did not connect */
+    }
+    g_assert(vfio_user_receive(conn, &hdr, &fd));
+    g_assert_cmpint(hdr.command, ==, VFIO_USER_VERSION);
+    g_assert_cmpint(fd, ==, -1);
+    g_assert(vfio_user_reply(conn, &hdr));
+
+    while (vfio_user_receive(conn, &hdr, &fd)) {
+        server->requests++;
+        if (fd >= 0) {
+            g_autofree char *link = g_strdup_printf("/proc/self/fd/%d", fd);
+
+            if (!server->fd_target) {
+                server->fd_command = hdr.command;
+                server->fd_target = g_file_read_link(link, NULL);
+            }
+            close(fd);
+        }
+        if (!vfio_user_reply(conn, &hdr)) {
+            break;
+        }
+    }
+    close(conn);
+    return NULL;
+}
+
+static const char vfio_user_pci[] =
+    "{ 'driver': 'vfio-user-pci', 'id': 'vfu0',"
+    " 'socket': { 'type': 'unix', 'path': '%s' } }";
+
+/*
+ * device_add of a vfio-user-pci device on a VM of @backend, against the
+ * server that the test plays; whether QEMU realized it.
+ */
+static bool add_vfio_user_device(QTestState *qts, const char *dir,
+                                 VfioUserServer *server)
+{
+    g_autofree char *path = g_build_filename(dir, "vfu.sock", NULL);
+    g_autofree char *args = NULL;
+    bool ok;
+
+    memset(server, 0, sizeof(*server));
+    server->listener = qtest_socket_server(path);
+    g_assert_cmpint(server->listener, >=, 0);
+    server->thread = g_thread_new("vfio-user", vfio_user_server_run, server);
+    args = g_strdup_printf(vfio_user_pci, path);
+    ok = qmp_succeeds(qts, "device_add", args);
+    shutdown(server->listener, SHUT_RDWR);  /* ends a pending accept() */
+    g_thread_join(server->thread);
+    close(server->listener);
+    unlink(path);
+    return ok;
+}
+
+/*
+ * A vfio-user server maps guest RAM from the file descriptors QEMU sends
+ * it (VFIO_USER_DMA_MAP).  On secret RAM, a vfio-user-pci device is
+ * refused after the version handshake, before QEMU sends the server
+ * anything more; with plaintext-export=on (the control), QEMU maps guest
+ * RAM with the secret memory's file descriptor (the server refuses to
+ * describe the device, which therefore does not realize).  A device that
+ * failed to realize leaves secret memory possible.
+ */
+static void test_plaintext_vfio_user(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-vfu-XXXXXX", NULL);
+    VfioUserServer server;
+    QTestState *qts;
+
+    if (!qtest_has_device("vfio-user-pci")) {
+        g_test_skip("QEMU built without vfio-user-pci");
+        goto out;
+    }
+    if (skip_unless_lockable(2 * RAM_SIZE)) {
+        goto out;
+    }
+    qts = start_vm("memory-backend-secret", "");
+    g_assert(!add_vfio_user_device(qts, dir, &server));
+    g_assert_cmpint(server.requests, ==, 0);
+    g_assert_null(server.fd_target);
+    qtest_quit(qts);
+
+    qts = start_vm("memory-backend-secret,plaintext-export=on", "");
+    add_vfio_user_device(qts, dir, &server);
+    g_assert_cmpint(server.fd_command, ==, VFIO_USER_DMA_MAP);
+    g_assert_nonnull(server.fd_target);
+    g_assert(g_str_has_prefix(server.fd_target, SECRET_MAP));
+    g_free(server.fd_target);
+    qtest_quit(qts);
+
+    qts = start_vm("memory-backend-memfd", "");
+    g_assert(!add_vfio_user_device(qts, dir, &server));
+    g_assert_cmpint(server.fd_command, ==, VFIO_USER_DMA_MAP);
+    g_free(server.fd_target);
+    g_assert(qmp_succeeds(qts, "object-add",
+                          "{ 'qom-type': 'memory-backend-secret',"
+                          " 'id': 's0', 'size': 67108864 }"));
+    qtest_quit(qts);
+out:
+    g_assert_cmpint(rmdir(dir), ==, 0);
+}
+
+/*
  * cpr-exec: QEMU execs the new QEMU, which inherits the secret memory's
  * file descriptor and reads back what the old one wrote; the state file
  * holds no RAM.
@@ -1863,6 +2067,8 @@ static void add_tests(void)
 #endif
     qtest_add_func("/memory-backend-secret/plaintext/vhost-user",
                    test_plaintext_vhost_user);
+    qtest_add_func("/memory-backend-secret/plaintext/vfio-user",
+                   test_plaintext_vfio_user);
     for (i = 0; i < ARRAY_SIZE(aio_engines); i++) {
         g_autofree char *secret = g_strdup_printf(
             "/memory-backend-secret/direct-io/%s/secret", aio_engines[i]);
