@@ -880,6 +880,33 @@ static void test_postcopy_destination_refused(void)
     qtest_quit(qts);
 }
 
+/*
+ * Background snapshots write-protect guest RAM with userfaultfd: refused
+ * with secret RAM.  The control (memfd) needs userfaultfd for this process.
+ */
+static void test_background_snapshot_refused(void)
+{
+    const char *caps = "{ 'capabilities': [ { 'capability':"
+                       " 'background-snapshot', 'state': true } ] }";
+    QTestState *qts;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    qts = start_vm("memory-backend-secret", "");
+    g_assert(!qmp_succeeds(qts, "migrate-set-capabilities", caps));
+    qtest_quit(qts);
+
+    if (!userfaultfd_available()) {
+        g_test_skip("control: userfaultfd(2) is not available to this "
+                    "process (vm.unprivileged_userfaultfd, seccomp)");
+        return;
+    }
+    qts = start_vm("memory-backend-memfd", "");
+    g_assert(qmp_succeeds(qts, "migrate-set-capabilities", caps));
+    qtest_quit(qts);
+}
+
 static QTestState *start_virtio_mem_vm(void)
 {
     return qtest_init("-machine pc -m 64M,maxmem=512M "
@@ -1365,8 +1392,8 @@ static bool vhost_user_reply(int conn, VhostUserHeader *hdr,
 {
     hdr->flags = VHOST_USER_REPLY;
     hdr->size = size;
-    return send(conn, hdr, sizeof(*hdr), 0) == sizeof(*hdr) &&
-           send(conn, payload, size, 0) == size;
+    return send(conn, hdr, sizeof(*hdr), MSG_NOSIGNAL) == sizeof(*hdr) &&
+           send(conn, payload, size, MSG_NOSIGNAL) == size;
 }
 
 /*
@@ -1509,7 +1536,9 @@ static void test_plaintext_vhost_user(void)
 #define VFIO_USER_DMA_MAP   2
 #define VFIO_USER_DMA_UNMAP 3
 #define VFIO_USER_REPLY     0x1
+#define VFIO_USER_NO_REPLY  0x10
 #define VFIO_USER_ERROR     0x20
+#define VFIO_USER_TIMEOUT_S 30      /* QEMU silent that long: it hung */
 
 typedef struct VfioUserHeader {
     uint16_t id;
@@ -1529,6 +1558,8 @@ typedef struct VfioUserVersion {
 typedef struct VfioUserServer {
     int listener;
     GThread *thread;
+    bool connected;
+    bool version_seen;
     int requests;           /* after the version */
     uint16_t fd_command;    /* the first request that came with an fd */
     char *fd_target;        /* where that fd leads, from /proc/self/fd */
@@ -1559,25 +1590,35 @@ static bool vfio_user_receive(int conn, VfioUserHeader *hdr, int *fd)
         cmsg->cmsg_type == SCM_RIGHTS) {
         memcpy(fd, CMSG_DATA(cmsg), sizeof(int));
     }
-    if (hdr->size < sizeof(*hdr) || hdr->size > MiB) {
-        return false;
+    if (hdr->size >= sizeof(*hdr) && hdr->size <= MiB) {
+        payload = g_malloc(hdr->size - sizeof(*hdr));
+        if (recv(conn, payload, hdr->size - sizeof(*hdr), MSG_WAITALL) ==
+            hdr->size - sizeof(*hdr)) {
+            return true;
+        }
     }
-    payload = g_malloc(hdr->size - sizeof(*hdr));
-    return recv(conn, payload, hdr->size - sizeof(*hdr), MSG_WAITALL) ==
-           hdr->size - sizeof(*hdr);
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return false;
 }
 
 static bool vfio_user_reply(int conn, VfioUserHeader *hdr)
 {
     VfioUserVersion version = { .capabilities = "{}" };
 
+    if (hdr->flags & VFIO_USER_NO_REPLY) {
+        return true;
+    }
     hdr->flags = VFIO_USER_REPLY;
     hdr->error_reply = 0;
     switch (hdr->command) {
     case VFIO_USER_VERSION:
         version.hdr = *hdr;
         version.hdr.size = sizeof(version);
-        return send(conn, &version, sizeof(version), 0) == sizeof(version);
+        return send(conn, &version, sizeof(version), MSG_NOSIGNAL) ==
+               sizeof(version);
     case VFIO_USER_DMA_MAP:
     case VFIO_USER_DMA_UNMAP:
         break;
@@ -1586,17 +1627,19 @@ static bool vfio_user_reply(int conn, VfioUserHeader *hdr)
         hdr->error_reply = ENOTSUP;
     }
     hdr->size = sizeof(*hdr);
-    return send(conn, hdr, sizeof(*hdr), 0) == sizeof(*hdr);
+    return send(conn, hdr, sizeof(*hdr), MSG_NOSIGNAL) == sizeof(*hdr);
 }
 
 /*
  * Accept QEMU's connection, if it comes, and answer its requests until it
- * closes; count those after the version, and note the first that brings
- * a file descriptor (guest RAM for the server to map).
+ * closes (or stays silent for VFIO_USER_TIMEOUT_S); count those after the
+ * version, and note the first that brings a file descriptor (guest RAM
+ * for the server to map).
  */
 static gpointer vfio_user_server_run(gpointer opaque)
 {
     VfioUserServer *server = opaque;
+    struct timeval timeout = { .tv_sec = VFIO_USER_TIMEOUT_S };
     VfioUserHeader hdr;
     int conn, fd;
 
@@ -1604,9 +1647,16 @@ static gpointer vfio_user_server_run(gpointer opaque)
     if (conn < 0) {
         return NULL;        /* QEMU did not connect */
     }
-    g_assert(vfio_user_receive(conn, &hdr, &fd));
+    server->connected = true;
+    g_assert_cmpint(setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                               sizeof(timeout)), ==, 0);
+    if (!vfio_user_receive(conn, &hdr, &fd)) {
+        close(conn);
+        return NULL;
+    }
     g_assert_cmpint(hdr.command, ==, VFIO_USER_VERSION);
     g_assert_cmpint(fd, ==, -1);
+    server->version_seen = true;
     g_assert(vfio_user_reply(conn, &hdr));
 
     while (vfio_user_receive(conn, &hdr, &fd)) {
@@ -1633,8 +1683,8 @@ static const char vfio_user_pci[] =
     " 'socket': { 'type': 'unix', 'path': '%s' } }";
 
 /*
- * device_add of a vfio-user-pci device on a VM of @backend, against the
- * server that the test plays; whether QEMU realized it.
+ * device_add of a vfio-user-pci device against the server that the test
+ * plays; whether QEMU realized it.
  */
 static bool add_vfio_user_device(QTestState *qts, const char *dir,
                                  VfioUserServer *server)
@@ -1659,15 +1709,17 @@ static bool add_vfio_user_device(QTestState *qts, const char *dir,
 /*
  * A vfio-user server maps guest RAM from the file descriptors QEMU sends
  * it (VFIO_USER_DMA_MAP).  On secret RAM, a vfio-user-pci device is
- * refused after the version handshake, before QEMU sends the server
- * anything more; with plaintext-export=on (the control), QEMU maps guest
- * RAM with the secret memory's file descriptor (the server refuses to
- * describe the device, which therefore does not realize).  A device that
- * failed to realize leaves secret memory possible.
+ * refused before QEMU connects to the server.  With plaintext-export=on
+ * (the control) QEMU connects, and maps guest RAM with the secret
+ * memory's file descriptor; the device itself does not realize, as the
+ * server refuses to describe it.  On memfd RAM, devices that failed to
+ * realize (no server; the test's server) leave secret memory possible.
  */
 static void test_plaintext_vfio_user(void)
 {
     g_autofree char *dir = g_dir_make_tmp("secret-vfu-XXXXXX", NULL);
+    g_autofree char *missing = g_build_filename(dir, "missing.sock", NULL);
+    g_autofree char *no_server = g_strdup_printf(vfio_user_pci, missing);
     VfioUserServer server;
     QTestState *qts;
 
@@ -1675,17 +1727,17 @@ static void test_plaintext_vfio_user(void)
         g_test_skip("QEMU built without vfio-user-pci");
         goto out;
     }
-    if (skip_unless_lockable(2 * RAM_SIZE)) {
+    if (skip_unless_lockable(RAM_SIZE)) {
         goto out;
     }
     qts = start_vm("memory-backend-secret", "");
     g_assert(!add_vfio_user_device(qts, dir, &server));
-    g_assert_cmpint(server.requests, ==, 0);
-    g_assert_null(server.fd_target);
+    g_assert_false(server.connected);
     qtest_quit(qts);
 
     qts = start_vm("memory-backend-secret,plaintext-export=on", "");
-    add_vfio_user_device(qts, dir, &server);
+    g_assert(!add_vfio_user_device(qts, dir, &server));
+    g_assert_true(server.version_seen);
     g_assert_cmpint(server.fd_command, ==, VFIO_USER_DMA_MAP);
     g_assert_nonnull(server.fd_target);
     g_assert(g_str_has_prefix(server.fd_target, SECRET_MAP));
@@ -1693,8 +1745,10 @@ static void test_plaintext_vfio_user(void)
     qtest_quit(qts);
 
     qts = start_vm("memory-backend-memfd", "");
+    g_assert(!qmp_succeeds(qts, "device_add", no_server));
     g_assert(!add_vfio_user_device(qts, dir, &server));
-    g_assert_cmpint(server.fd_command, ==, VFIO_USER_DMA_MAP);
+    g_assert_nonnull(server.fd_target);
+    g_assert(g_str_has_prefix(server.fd_target, MEMFD_MAP));
     g_free(server.fd_target);
     g_assert(qmp_succeeds(qts, "object-add",
                           "{ 'qom-type': 'memory-backend-secret',"
@@ -2049,6 +2103,8 @@ static void add_tests(void)
                    test_migration_refused);
     qtest_add_func("/memory-backend-secret/refused/postcopy-destination",
                    test_postcopy_destination_refused);
+    qtest_add_func("/memory-backend-secret/refused/background-snapshot",
+                   test_background_snapshot_refused);
     qtest_add_func("/memory-backend-secret/refused/virtio-mem",
                    test_virtio_mem_refused);
     qtest_add_func("/memory-backend-secret/cpr-transfer", test_cpr_transfer);

@@ -202,7 +202,8 @@ migrate() {
 		status=$(jq -r .return.status <<<"$reply")
 		case $status in
 		completed)
-			jq -r '"\(.return.ram.transferred / 1048576 | floor) MiB with TLS in \(.return["total-time"]) ms"' <<<"$reply"
+			jq -r '.return | "\(.ram.transferred / 1048576 | floor) MiB with TLS in \(.["total-time"]) ms,"
+				+ " \(.ram["dirty-sync-count"]) dirty syncs, downtime \(.downtime) ms"' <<<"$reply"
 			return 0 ;;
 		failed | cancelled) echo "migration $status: $(jq -c .return <<<"$reply")"; return 1 ;;
 		esac
