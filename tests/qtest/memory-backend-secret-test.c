@@ -854,19 +854,20 @@ static bool userfaultfd_available(void)
 }
 
 /*
- * Postcopy on the destination: secret RAM cannot be registered with
- * userfaultfd.  The control (memfd) needs userfaultfd for this process.
+ * @cmd with @args, which needs userfaultfd on guest RAM, is refused on a
+ * VM on secret RAM started with @extra; the control (memfd) needs
+ * userfaultfd for this process.
  */
-static void test_postcopy_destination_refused(void)
+static void assert_userfaultfd_refused(const char *extra, const char *cmd,
+                                       const char *args)
 {
     QTestState *qts;
 
     if (skip_unless_lockable(RAM_SIZE)) {
         return;
     }
-    qts = start_vm("memory-backend-secret", " -incoming defer");
-    g_assert(!qmp_succeeds(qts, pinning_migration[0][0],
-                           pinning_migration[0][1]));
+    qts = start_vm("memory-backend-secret", extra);
+    g_assert(!qmp_succeeds(qts, cmd, args));
     qtest_quit(qts);
 
     if (!userfaultfd_available()) {
@@ -874,37 +875,24 @@ static void test_postcopy_destination_refused(void)
                     "process (vm.unprivileged_userfaultfd, seccomp)");
         return;
     }
-    qts = start_vm("memory-backend-memfd", " -incoming defer");
-    g_assert(qmp_succeeds(qts, pinning_migration[0][0],
-                          pinning_migration[0][1]));
+    qts = start_vm("memory-backend-memfd", extra);
+    g_assert(qmp_succeeds(qts, cmd, args));
     qtest_quit(qts);
 }
 
-/*
- * Background snapshots write-protect guest RAM with userfaultfd: refused
- * with secret RAM.  The control (memfd) needs userfaultfd for this process.
- */
+/* Postcopy on the destination registers guest RAM with userfaultfd. */
+static void test_postcopy_destination_refused(void)
+{
+    assert_userfaultfd_refused(" -incoming defer", pinning_migration[0][0],
+                               pinning_migration[0][1]);
+}
+
+/* Background snapshots write-protect guest RAM with userfaultfd. */
 static void test_background_snapshot_refused(void)
 {
-    const char *caps = "{ 'capabilities': [ { 'capability':"
-                       " 'background-snapshot', 'state': true } ] }";
-    QTestState *qts;
-
-    if (skip_unless_lockable(RAM_SIZE)) {
-        return;
-    }
-    qts = start_vm("memory-backend-secret", "");
-    g_assert(!qmp_succeeds(qts, "migrate-set-capabilities", caps));
-    qtest_quit(qts);
-
-    if (!userfaultfd_available()) {
-        g_test_skip("control: userfaultfd(2) is not available to this "
-                    "process (vm.unprivileged_userfaultfd, seccomp)");
-        return;
-    }
-    qts = start_vm("memory-backend-memfd", "");
-    g_assert(qmp_succeeds(qts, "migrate-set-capabilities", caps));
-    qtest_quit(qts);
+    assert_userfaultfd_refused("", "migrate-set-capabilities",
+                               "{ 'capabilities': [ { 'capability':"
+                               " 'background-snapshot', 'state': true } ] }");
 }
 
 static QTestState *start_virtio_mem_vm(void)
