@@ -22,8 +22,12 @@ QEMU_CANDIDATES=(
 	"1:10.0.13+ds-0+deb13u1 qemu_10.0.13+ds-0+deb13u1.dsc -"
 )
 LINUX_SOURCE="7.1.8-2 linux_7.1.8.orig.tar.xz 47f9ce629bc14dd96c16a6a6a8cae4f7f3c3ff6138e2f64befc7bdad426e9728"
+# libvirt: the newest version whose source the mirror serves (trixie's; the
+# .dsc files answer 404, sid's 12.x files too), so only the orig tarball.
+LIBVIRT_SOURCE="11.3.0 libvirt_11.3.0.orig.tar.xz 6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283"
 QEMU_SERIES=$SECRETVM_TOP/qemu-patches/series
 LINUX_SERIES=$SECRETVM_TOP/kernel/patches/series
+LIBVIRT_SERIES=$SECRETVM_TOP/libvirt-patches/series
 
 # fetch_file URI NAME SHA256: download one file with apt's own client into
 # $SECRETVM_CACHE/src, unless it is there with the right hash.
@@ -36,18 +40,27 @@ fetch_file() {
 	/usr/lib/apt/apt-helper download-file "$1" "$dest" "SHA256:$3" >&2
 }
 
-# fetch_source qemu|linux: fetch the best pinned source the mirror serves
-# and print its path (QEMU: the .dsc, whose files dpkg-source checks).
+# fetch_source qemu|linux|libvirt: fetch the best pinned source the mirror
+# serves and print its path (QEMU: the .dsc, whose files dpkg-source checks).
 fetch_source() {
-	local c ver file pin uri name size sum
+	local c ver file pin uri name size sum pool
 
-	if [ "$1" = linux ]; then
-		read -r ver file pin <<<"$LINUX_SOURCE"
-		fetch_file "http://deb.debian.org/debian/pool/main/l/linux/$file" "$file" "$pin" ||
-			die "cannot fetch the Linux $ver orig tarball"
+	case $1 in
+	linux | libvirt)
+		if [ "$1" = linux ]; then
+			read -r ver file pin <<<"$LINUX_SOURCE"
+		else
+			read -r ver file pin <<<"$LIBVIRT_SOURCE"
+		fi
+		# Debian's pool: lib* packages under their first four letters.
+		pool=${1:0:1}
+		[[ $1 != lib* ]] || pool=${1:0:4}
+		fetch_file "http://deb.debian.org/debian/pool/main/$pool/$1/$file" "$file" "$pin" ||
+			die "cannot fetch the $1 $ver orig tarball"
 		echo "$SECRETVM_CACHE/src/$file"
 		return
-	fi
+		;;
+	esac
 	for c in "${QEMU_CANDIDATES[@]}"; do
 		read -r ver file pin <<<"$c"
 		while read -r uri name size sum; do
@@ -119,11 +132,12 @@ apply_series() {
 	done < <(series_lines "$series")
 }
 
-# prepare_tree SOURCE TREE [SERIES]: unpack SOURCE into TREE as a git
-# repository tagged "pristine" and apply SERIES, unless TREE was prepared
-# already.
+# prepare_tree SOURCE TREE [SERIES [UNTRACKED...]]: unpack SOURCE into TREE
+# as a git repository tagged "pristine" and apply SERIES, unless TREE was
+# prepared already.  UNTRACKED paths stay out of git, as upstream's git
+# submodules do, so that checks over "git ls-files" see what upstream's do.
 prepare_tree() {
-	local source=$1 tree=$2 series=${3:-} tmp=$2.tmp
+	local source=$1 tree=$2 series=${3:-} tmp=$2.tmp path
 
 	[ -f "$tree/.secretvm-ready" ] && return 0
 	log "unpacking $(basename "$source") into $tree"
@@ -133,12 +147,15 @@ prepare_tree() {
 	# one folder.
 	case $source in
 	*.dsc) rmdir "$tmp" && dpkg-source -q -x "$source" "$tmp" >/dev/null ;;
-	*) tar -C "$tmp" -xf "$source" --strip-components=1 ;;
+	*) tar -C "$tmp" -xf "$source" --strip-components=1 --no-same-owner ;;
 	esac
 	git -C "$tmp" init -q -b upstream
 	git -C "$tmp" config user.name "Secret VM Developers"
 	git -C "$tmp" config user.email "secretvm@example.org"
 	printf '.pc/\n.secretvm-*\n' >>"$tmp/.git/info/exclude"
+	for path in "${@:4}"; do
+		echo "/$path/" >>"$tmp/.git/info/exclude"
+	done
 	git -C "$tmp" add -A
 	git -C "$tmp" commit -q -m "pristine $(basename "$source")"
 	git -C "$tmp" tag pristine
