@@ -36,3 +36,16 @@ lock_tree() {
 	exec {SECRETVM_LOCK_FD}>"$1/.lock"
 	flock "$SECRETVM_LOCK_FD"
 }
+
+# stop_pid PID SECONDS: SIGTERM, then SIGKILL if PID still runs after
+# SECONDS.
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	timeout "$2" tail --pid="$1" -f /dev/null || kill -KILL "$1" 2>/dev/null || true
+}
+
+# copy_qemu QEMU DIR: a QEMU build's binary into DIR, where other users can
+# run it, with the qemu-bundle/ beside it through which it finds firmware.
+copy_qemu() {
+	cp "$1" "$2/" && cp -a "${1%/*}/qemu-bundle" "$2/"
+}
