@@ -9,9 +9,10 @@
  * (uaccess); VMSAVE/VMLOAD and nested VMRUN use it (kvm_vcpu_map), with
  * vmcb12, the host save area and L2's code and stack in it, without a vmap
  * or a TLB flush per VMRUN; MMIO is emulated from code fetched from it;
- * dirty logging and the dirty ring track it; and it can be unmapped,
- * closed, deleted from the VM or left by a killed VMM under a running
- * vCPU.  The same memory stays closed to every other kernel user:
+ * dirty logging and the dirty ring track it; a guest's first touch of it
+ * flushes the kernel TLB once per 2 MiB block, not per page; and it can
+ * be unmapped, closed, deleted from the VM or left by a killed VMM under
+ * a running vCPU.  The same memory stays closed to every other kernel user:
  * O_DIRECT, io_uring fixed buffers, vmsplice, /proc/pid/mem, ptrace and
  * process_vm_readv fail, and /proc/kcore cannot see it, while each of them
  * reaches the same data in anonymous memory (positive controls).
@@ -701,6 +702,71 @@ TEST_F_TIMEOUT(secretmem, nested_vmrun_rotating_vmcb12s, TIMEOUT)
 	EXPECT_GE(anon_costs.flushes.all + 16, secret_costs.flushes.all);
 	EXPECT_GE(anon_costs.flushes.one + NESTED_RUNS / 100,
 		  secret_costs.flushes.one);
+}
+
+/*
+ * A guest touching its memory once, as a guest that is not preallocated
+ * does: each fault of KVM's populates the 2 MiB block around it, so the
+ * kernel TLB is flushed about once per block and CPU, not once per page.
+ */
+#define TOUCH_SLOT	(SLOT + 1)
+#define TOUCH_GPA	0xd0000000ul
+#define TOUCH_SIZE	(8ul << 20)
+#define TOUCH_BLOCK	(2ul << 20)
+/* flushes that other activity of an idle machine may add to a count */
+#define FLUSH_SLACK	64
+
+static void guest_touch_once(u8 *mem)
+{
+	u64 off;
+
+	for (off = 0; off < TOUCH_SIZE; off += PAGE_SIZE)
+		mem[off] = 1;
+	GUEST_DONE();
+}
+
+/* Kernel TLB flushes while a guest writes every page of @mem once. */
+static long first_touch_flushes(struct __test_metadata *_metadata, void *mem)
+{
+	struct tlb_counts before, after;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_touch_once);
+	vm_set_user_memory_region(vm, TOUCH_SLOT, 0, TOUCH_GPA, TOUCH_SIZE, mem);
+	virt_map(vm, TOUCH_GPA, TOUCH_GPA, TOUCH_SIZE / PAGE_SIZE);
+	vcpu_args_set(vcpu, 1, TOUCH_GPA);
+	before = tlb_flushes();
+	EXPECT_EQ(UCALL_DONE, run_to_ucall(_metadata, vcpu, &uc));
+	after = tlb_flushes();
+	kvm_vm_free(vm);
+	return after.all - before.all + after.one - before.one;
+}
+
+TEST_F_TIMEOUT(secretmem, guest_first_touch_flushes, TIMEOUT)
+{
+	long bound = TOUCH_SIZE / TOUCH_BLOCK * sysconf(_SC_NPROCESSORS_ONLN) +
+		     FLUSH_SLACK;
+	long secret, anon;
+	void *mem;
+	int fd;
+
+	if (tlb_flushes().all < 0)
+		SKIP(return, "no TLB flush counters (CONFIG_DEBUG_TLBFLUSH)");
+	mem = secret_map(SECRETMEM_ALLOW_KVM, TOUCH_SIZE, &fd);
+	ASSERT_NE(MAP_FAILED, mem) TH_LOG("secretmem: %s", strerror(errno));
+	secret = first_touch_flushes(_metadata, mem);
+	munmap(mem, TOUCH_SIZE);
+	close(fd);
+	mem = mmap(NULL, TOUCH_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	anon = first_touch_flushes(_metadata, mem);
+	munmap(mem, TOUCH_SIZE);
+	ksft_print_msg("kernel TLB flushes as a guest first touches %lu pages: secret %ld, anonymous %ld\n",
+		       (unsigned long)(TOUCH_SIZE / PAGE_SIZE), secret, anon);
+	EXPECT_GE(bound, secret);
 }
 
 /*

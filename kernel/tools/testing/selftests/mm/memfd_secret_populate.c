@@ -1,0 +1,606 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * How memfd_secret() memory is populated: a fault populates the aligned
+ * 2 MiB block around it, within the VMA and the file, with one kernel TLB
+ * flush; MADV_POPULATE_(READ|WRITE) fault it in; the pages are zeroed and
+ * out of the direct map (/proc/kcore, with memfd as the control); a block
+ * stops short at the memcg limit and gives back what it did not use;
+ * concurrent faults on one block agree on its pages.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/elf.h>
+
+#include "kselftest_harness.h"
+
+#define BLOCK		(2UL << 20)
+#define NR_BLOCKS	4
+#define MARKER_QWORDS	4
+#define NR_THREADS	4
+/* flushes that other activity of an idle machine may add to a count */
+#define FLUSH_SLACK	64
+/* runs of a count, of which the lowest counts */
+#define FLUSH_RUNS	3
+#define KCORE_TIMEOUT	300
+
+static unsigned long page_size;
+
+static int memfd_secret(unsigned int flags)
+{
+	return syscall(__NR_memfd_secret, flags);
+}
+
+/*
+ * A memfd_secret() file of @size bytes, or -1 after a SKIP where there is
+ * none: the caller returns.
+ */
+static int secret_file(struct __test_metadata *_metadata, size_t size)
+{
+	int fd = memfd_secret(0);
+
+	page_size = sysconf(_SC_PAGESIZE);
+	if (fd < 0)
+		SKIP(return -1, "memfd_secret(): %s", strerror(errno));
+	ASSERT_EQ(0, ftruncate(fd, size));
+	return fd;
+}
+
+static void *map_shared(int fd, size_t len, off_t off)
+{
+	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+}
+
+/* Pages of [@addr, @addr + @len) in the page cache; -1 on error. */
+static long resident_pages(void *addr, size_t len, long *first)
+{
+	size_t i, n = len / page_size;
+	unsigned char *vec = malloc(n);
+	long count = 0;
+
+	*first = -1;
+	if (!vec || mincore(addr, len, vec)) {
+		free(vec);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (!(vec[i] & 1))
+			continue;
+		if (*first < 0)
+			*first = i;
+		count++;
+	}
+	free(vec);
+	return count;
+}
+
+static bool all_zero(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i += sizeof(long))
+		if (*(const long *)(p + i))
+			return false;
+	return true;
+}
+
+/*
+ * Kernel TLB flushes each CPU performed, from CONFIG_DEBUG_TLBFLUSH's
+ * counters: a page flushed alone counts one nr_tlb_local_flush_one, a
+ * whole-TLB flush one of the others.  -1 if the kernel does not count.
+ */
+static long tlb_flushes(void)
+{
+	char name[64];
+	long val, sum = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", name, &val) == 2)
+		if (!strcmp(name, "nr_tlb_local_flush_one") ||
+		    !strcmp(name, "nr_tlb_local_flush_all") ||
+		    !strcmp(name, "nr_tlb_remote_flush_received"))
+			sum = (sum < 0 ? 0 : sum) + val;
+	fclose(f);
+	return sum;
+}
+
+FIXTURE(secret) {
+	int fd;
+	size_t size;
+	char *mem;
+};
+
+FIXTURE_SETUP(secret)
+{
+	self->size = NR_BLOCKS * BLOCK;
+	self->mem = MAP_FAILED;
+	self->fd = secret_file(_metadata, self->size);
+	if (self->fd < 0)
+		return;
+	self->mem = map_shared(self->fd, self->size, 0);
+	ASSERT_NE(MAP_FAILED, self->mem);
+}
+
+FIXTURE_TEARDOWN(secret)
+{
+	if (self->mem != MAP_FAILED)
+		munmap(self->mem, self->size);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+TEST_F(secret, populate_write_zeroed)
+{
+	long first;
+
+	ASSERT_EQ(0, madvise(self->mem, self->size, MADV_POPULATE_WRITE));
+	EXPECT_EQ(self->size / page_size,
+		  resident_pages(self->mem, self->size, &first));
+	EXPECT_TRUE(all_zero(self->mem, self->size));
+}
+
+TEST_F(secret, populate_read_zeroed)
+{
+	long first;
+
+	ASSERT_EQ(0, madvise(self->mem, self->size, MADV_POPULATE_READ));
+	EXPECT_EQ(self->size / page_size,
+		  resident_pages(self->mem, self->size, &first));
+	EXPECT_TRUE(all_zero(self->mem, self->size));
+}
+
+/* One write in the second block brings in that block, and nothing else. */
+TEST_F(secret, fault_populates_aligned_block)
+{
+	long first;
+
+	self->mem[BLOCK + 5 * page_size] = 1;
+	EXPECT_EQ(BLOCK / page_size,
+		  resident_pages(self->mem, self->size, &first));
+	EXPECT_EQ(BLOCK / page_size, first);
+	self->mem[BLOCK + 5 * page_size] = 0;
+	EXPECT_TRUE(all_zero(self->mem + BLOCK, BLOCK));
+}
+
+/* A mapping of 16 pages in the middle of a block populates those only. */
+TEST_F(secret, fault_block_stays_in_vma)
+{
+	off_t off = BLOCK + 16 * page_size;
+	size_t len = 16 * page_size;
+	char *window = map_shared(self->fd, len, off);
+	long first;
+
+	ASSERT_NE(MAP_FAILED, window);
+	window[0] = 1;
+	EXPECT_EQ(len / page_size,
+		  resident_pages(self->mem, self->size, &first));
+	EXPECT_EQ(off / page_size, first);
+	munmap(window, len);
+}
+
+/* A block stops at the end of the file. */
+TEST(fault_block_stays_in_file)
+{
+	size_t size = 3 * getpagesize();
+	int fd = secret_file(_metadata, size);
+	long first;
+	char *mem;
+
+	if (fd < 0)
+		return;
+	mem = map_shared(fd, BLOCK, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	mem[0] = 1;
+	EXPECT_EQ(3, resident_pages(mem, size, &first));
+	munmap(mem, BLOCK);
+	close(fd);
+}
+
+/*
+ * Why flushes cannot be counted here, or NULL: CONFIG_DEBUG_TLBFLUSH
+ * counts them, and x86 counts none that INVLPGB broadcasts.
+ */
+static const char *flushes_uncounted(void)
+{
+	char line[4096];
+	FILE *f;
+
+	if (tlb_flushes() < 0)
+		return "no TLB flush counters (CONFIG_DEBUG_TLBFLUSH)";
+	f = fopen("/proc/cpuinfo", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "flags", 5) && strstr(line, " invlpgb")) {
+			fclose(f);
+			return "INVLPGB: kernel TLB flushes are not counted";
+		}
+	if (f)
+		fclose(f);
+	return NULL;
+}
+
+/*
+ * Kernel TLB flushes while a new secret file of NR_BLOCKS blocks is
+ * populated, by MADV_POPULATE_WRITE or by a write to every page: the
+ * lowest of FLUSH_RUNS runs, so that another task's flushes do not count.
+ */
+static long populate_flushes(struct __test_metadata *_metadata, bool touch)
+{
+	size_t size = NR_BLOCKS * BLOCK, off;
+	long before, least = LONG_MAX;
+	char *mem;
+	int i, fd;
+
+	for (i = 0; i < FLUSH_RUNS; i++) {
+		fd = secret_file(_metadata, size);
+		if (fd < 0)
+			return -1;
+		mem = map_shared(fd, size, 0);
+		EXPECT_NE(MAP_FAILED, mem);
+		if (mem == MAP_FAILED) {
+			close(fd);
+			return -1;
+		}
+		before = tlb_flushes();
+		if (touch)
+			for (off = 0; off < size; off += page_size)
+				mem[off] = 1;
+		else
+			EXPECT_EQ(0, madvise(mem, size, MADV_POPULATE_WRITE));
+		before = tlb_flushes() - before;
+		if (before < least)
+			least = before;
+		munmap(mem, size);
+		close(fd);
+	}
+	return least;
+}
+
+/* Populating takes one kernel TLB flush per CPU and block, not per page. */
+TEST(populate_flushes_per_block)
+{
+	long bound = NR_BLOCKS * sysconf(_SC_NPROCESSORS_ONLN) + FLUSH_SLACK;
+	const char *why = flushes_uncounted();
+	long flushes;
+
+	if (why)
+		SKIP(return, "%s", why);
+	flushes = populate_flushes(_metadata, false);
+	TH_LOG("%ld kernel TLB flushes for %lu pages", flushes,
+	       NR_BLOCKS * BLOCK / page_size);
+	EXPECT_GE(bound, flushes);
+}
+
+/* So does writing every page, as a guest or QEMU without it does. */
+TEST(touch_flushes_per_block)
+{
+	long bound = NR_BLOCKS * sysconf(_SC_NPROCESSORS_ONLN) + FLUSH_SLACK;
+	const char *why = flushes_uncounted();
+	long flushes;
+
+	if (why)
+		SKIP(return, "%s", why);
+	flushes = populate_flushes(_metadata, true);
+	TH_LOG("%ld kernel TLB flushes for %lu pages", flushes,
+	       NR_BLOCKS * BLOCK / page_size);
+	EXPECT_GE(bound, flushes);
+}
+
+struct toucher {
+	char *mem;
+	size_t size;
+	int id;
+};
+
+/* Write id + 1 to qword id of every page, starting at a page of our own. */
+static void *touch_pages(void *arg)
+{
+	struct toucher *t = arg;
+	size_t pages = t->size / page_size, i, n;
+
+	for (i = 0; i < pages; i++) {
+		n = (i + t->id * pages / NR_THREADS) % pages;
+		((uint64_t *)(t->mem + n * page_size))[t->id] = t->id + 1;
+	}
+	return NULL;
+}
+
+/* Threads that fault the same blocks at once all land on the same pages. */
+TEST_F(secret, concurrent_faults)
+{
+	struct toucher t[NR_THREADS];
+	pthread_t thread[NR_THREADS];
+	size_t off;
+	int i;
+
+	for (i = 0; i < NR_THREADS; i++) {
+		t[i] = (struct toucher){ self->mem, self->size, i };
+		ASSERT_EQ(0, pthread_create(&thread[i], NULL, touch_pages, &t[i]));
+	}
+	for (i = 0; i < NR_THREADS; i++)
+		ASSERT_EQ(0, pthread_join(thread[i], NULL));
+	for (off = 0; off < self->size; off += page_size) {
+		uint64_t *q = (uint64_t *)(self->mem + off);
+
+		for (i = 0; i < NR_THREADS; i++)
+			ASSERT_EQ(i + 1, q[i]);
+		ASSERT_TRUE(all_zero((char *)&q[NR_THREADS],
+				     page_size - NR_THREADS * sizeof(*q)));
+	}
+}
+
+/*
+ * Copies of the marker in the direct map, the RAM segments of /proc/kcore.
+ * @inv holds the marker complemented, so that this process never stores
+ * it; kcore reads pages missing from the direct map as zeroes.
+ */
+static int kcore_count(const uint64_t *inv)
+{
+	const size_t chunk = 1 << 20;
+	struct elf64_hdr eh;
+	struct elf64_phdr ph;
+	uint64_t *buf, off;
+	int fd, i, hits = 0;
+	ssize_t n, j;
+
+	fd = open("/proc/kcore", O_RDONLY);
+	if (fd < 0)
+		return -errno;	/* a SKIP: no CONFIG_PROC_KCORE, not root */
+	buf = malloc(chunk);
+	if (!buf || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh)) {
+		hits = -EIO;
+		goto out;
+	}
+	for (i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + i * sizeof(ph)) !=
+		    sizeof(ph)) {
+			hits = -EIO;
+			goto out;
+		}
+		/* RAM: has a physical address, and is not kernel text */
+		if (ph.p_type != PT_LOAD || ph.p_paddr == (uint64_t)-1 ||
+		    ph.p_vaddr >= 0xffffffff80000000ull)
+			continue;
+		for (off = 0; off < ph.p_memsz; off += chunk) {
+			n = pread(fd, buf, chunk, ph.p_offset + off);
+			if (n <= 0)
+				break;
+			for (j = 0; j + MARKER_QWORDS <= n / 8; j++)
+				if (buf[j] == ~inv[0] && buf[j + 1] == ~inv[1] &&
+				    buf[j + 2] == ~inv[2] && buf[j + 3] == ~inv[3])
+					hits++;
+		}
+	}
+out:
+	free(buf);
+	close(fd);
+	return hits;
+}
+
+/* Populate @mem, write a random marker in its third block, scan kcore. */
+static int populated_marker_hits(struct __test_metadata *_metadata,
+				 char *mem, size_t size)
+{
+	uint64_t inv[MARKER_QWORDS], *dst = (uint64_t *)(mem + 2 * BLOCK + 64);
+	int i;
+
+	EXPECT_EQ(0, madvise(mem, size, MADV_POPULATE_WRITE));
+	EXPECT_EQ(sizeof(inv), getrandom(inv, sizeof(inv), 0));
+	for (i = 0; i < MARKER_QWORDS; i++)
+		dst[i] = ~inv[i];
+	return kcore_count(inv);
+}
+
+TEST_F_TIMEOUT(secret, kcore_no_hits, KCORE_TIMEOUT)
+{
+	int hits = populated_marker_hits(_metadata, self->mem, self->size);
+
+	if (hits < 0 && hits != -EIO)
+		SKIP(return, "/proc/kcore: %s", strerror(-hits));
+	EXPECT_EQ(0, hits);
+}
+
+/* The control: the same on memfd finds the marker. */
+TEST_F_TIMEOUT(secret, kcore_memfd_control, KCORE_TIMEOUT)
+{
+	size_t size = NR_BLOCKS * BLOCK;
+	int fd = memfd_create("control", 0), hits;
+	char *mem;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, size));
+	mem = map_shared(fd, size, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	hits = populated_marker_hits(_metadata, mem, size);
+	if (hits < 0 && hits != -EIO)
+		SKIP(return, "/proc/kcore: %s", strerror(-hits));
+	EXPECT_LE(1, hits);
+	munmap(mem, size);
+	close(fd);
+}
+
+/*
+ * A process without CAP_IPC_LOCK maps no more than RLIMIT_MEMLOCK, and a
+ * fault populates no more than it mapped.
+ */
+TEST(memlock_bounds_population)
+{
+	int fd = secret_file(_metadata, BLOCK), status;
+	long first;
+	char *mem;
+	pid_t pid;
+
+	if (fd < 0)
+		return;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct rlimit rl = { BLOCK / 2, BLOCK / 2 };
+
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(2);
+		mem = map_shared(fd, BLOCK, 0);
+		if (mem != MAP_FAILED || errno != EAGAIN)
+			_exit(3);
+		mem = map_shared(fd, BLOCK / 2, 0);
+		if (mem == MAP_FAILED)
+			_exit(4);
+		mem[0] = 1;
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
+		SKIP(return, "cannot set RLIMIT_MEMLOCK or become nobody");
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	/* mincore() tells unmapped pages of the file only to its owner */
+	mem = map_shared(fd, BLOCK, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	EXPECT_EQ(BLOCK / 2 / page_size, resident_pages(mem, BLOCK, &first));
+	munmap(mem, BLOCK);
+	close(fd);
+}
+
+/* The cgroup v2 folder of this test, or NULL with a reason in @why. */
+static const char *memcg_dir(char *why, size_t len)
+{
+	static const char dir[] = "/sys/fs/cgroup/memfd_secret_populate";
+	int fd;
+
+	fd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY);
+	if (fd < 0 && errno == ENOENT) {
+		mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL);
+		fd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY);
+	}
+	if (fd < 0 || write(fd, "+memory", 7) != 7) {
+		snprintf(why, len, "no cgroup v2 memory controller: %s",
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	close(fd);
+	rmdir(dir);
+	if (mkdir(dir, 0755)) {
+		snprintf(why, len, "mkdir %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	return dir;
+}
+
+static long memcg_read(const char *dir, const char *file, const char *key)
+{
+	char path[128], name[64];
+	long val = -1, v;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!key) {
+		if (fscanf(f, "%ld", &v) == 1)
+			val = v;
+	} else {
+		while (fscanf(f, "%63s %ld", name, &v) == 2)
+			if (!strcmp(name, key))
+				val = v;
+	}
+	fclose(f);
+	return val;
+}
+
+static int memcg_write(const char *dir, const char *file, long val)
+{
+	char path[128], buf[32];
+	int fd, len, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	len = snprintf(buf, sizeof(buf), "%ld", val);
+	if (write(fd, buf, len) != len)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * In a memcg that has room for a block and a half, the second block stops
+ * short at the limit: no OOM kill, the fault itself succeeds, the pages it
+ * did not add go back, and closing the file uncharges the pages.  The
+ * child allocates nothing once it has faulted: at the limit, that would
+ * be the OOM kill.
+ */
+TEST(memcg_limit_stops_block)
+{
+	int fd = secret_file(_metadata, 2 * BLOCK), go[2], status;
+	const char *dir;
+	long first;
+	char why[160], c = 0, *mem;
+	pid_t pid;
+
+	if (fd < 0)
+		return;
+	dir = memcg_dir(why, sizeof(why));
+	if (!dir) {
+		close(fd);
+		SKIP(return, "%s", why);
+	}
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		close(go[1]);
+		mem = map_shared(fd, 2 * BLOCK, 0);
+		if (mem == MAP_FAILED)
+			_exit(2);
+		/* the parent moves us into the memcg */
+		if (read(go[0], &c, 1) != 1)
+			_exit(3);
+		mem[0] = 1;
+		mem[BLOCK] = 1;
+		_exit(0);
+	}
+	close(go[0]);
+	ASSERT_EQ(0, memcg_write(dir, "memory.max", BLOCK + BLOCK / 2));
+	ASSERT_EQ(0, memcg_write(dir, "cgroup.procs", pid));
+	ASSERT_EQ(1, write(go[1], &c, 1));
+	close(go[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(0, memcg_read(dir, "memory.events", "oom_kill"));
+	TH_LOG("%ld bytes charged", memcg_read(dir, "memory.current", NULL));
+	/* the first block whole, the second one in part */
+	mem = map_shared(fd, 2 * BLOCK, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	EXPECT_LT(BLOCK / page_size, resident_pages(mem, 2 * BLOCK, &first));
+	EXPECT_GT(2 * BLOCK / page_size, resident_pages(mem, 2 * BLOCK, &first));
+	munmap(mem, 2 * BLOCK);
+	close(fd);
+	/* what is left is the memcg's per-CPU stock, not the file's pages */
+	EXPECT_GT(BLOCK / 4, memcg_read(dir, "memory.current", NULL));
+	EXPECT_EQ(0, rmdir(dir));
+}
+
+TEST_HARNESS_MAIN
