@@ -18,7 +18,10 @@
 #   SECRETVM_L1_SUITE       kvm-selftests: run upstream's x86 KVM selftests
 #                           instead (scripts/compare-kvm-selftests), one
 #                           result per program, at most
-#                           SECRETVM_L1_TEST_TIMEOUT s each
+#                           SECRETVM_L1_TEST_TIMEOUT s each; bench: run
+#                           scripts/bench-prealloc with
+#                           SECRETVM_L1_BENCH_ARGS instead, its table as
+#                           comments
 #
 # mm/memfd_secret_populate (how secret memory is populated: 2 MiB blocks
 # with one TLB flush, MADV_POPULATE_WRITE) must fail on the unpatched
@@ -97,6 +100,12 @@ if [ "${SECRETVM_L1_SUITE:-}" = kvm-selftests ]; then
 	for prog in $(kvm_programs); do
 		ktap_test_result "$prog" timeout "${SECRETVM_L1_TEST_TIMEOUT:-120}" "./$prog"
 	done
+	ktap_finished
+fi
+if [ "${SECRETVM_L1_SUITE:-}" = bench ]; then
+	# shellcheck disable=SC2086
+	ktap_test_result "bench-prealloc $SECRETVM_L1_BENCH_ARGS" \
+		"$TOP/scripts/bench-prealloc" $SECRETVM_L1_BENCH_ARGS
 	ktap_finished
 fi
 e2e=$("$TOP/scripts/build-e2e" | tail -n1)
