@@ -3,9 +3,12 @@
  * How memfd_secret() memory is populated: a fault populates the aligned
  * 2 MiB block around it, within the VMA and the file, with one kernel TLB
  * flush; MADV_POPULATE_(READ|WRITE) fault it in; the pages are zeroed and
- * out of the direct map (/proc/kcore, with memfd as the control); a block
- * stops short at the memcg limit and gives back what it did not use;
- * concurrent faults on one block agree on its pages.
+ * out of the direct map (/proc/kcore, with memfd as the control), also
+ * while their file dies; a block stops short at the memcg limit and gives
+ * back what it did not use; a block is completed around the pages it has,
+ * and a fork()ed child's mapping, not charged to RLIMIT_MEMLOCK, fills no
+ * block; concurrent faults on one block agree on its pages and build it
+ * once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -224,6 +227,49 @@ TEST_F(secret, fault_block_stays_in_vma)
 	munmap(window, len);
 }
 
+/*
+ * A block that is half there is completed by one fault, at its top: the
+ * fill goes around the pages the file has.
+ */
+TEST_F(secret, fault_completes_partial_block)
+{
+	char *half = map_shared(self->fd, BLOCK / 2, 0);
+	long first;
+
+	ASSERT_NE(MAP_FAILED, half);
+	half[0] = 1;
+	munmap(half, BLOCK / 2);
+	EXPECT_EQ(BLOCK / 2 / page_size,
+		  resident_pages(self->mem, self->size, &first));
+	self->mem[BLOCK - page_size] = 1;
+	EXPECT_EQ(BLOCK / page_size,
+		  resident_pages(self->mem, self->size, &first));
+	EXPECT_EQ(0, first);
+}
+
+/*
+ * A fork()ed child's copy of a mapping was not charged to RLIMIT_MEMLOCK
+ * (it is not VM_LOCKED): a fault through it populates its page alone.
+ */
+TEST_F(secret, forked_mapping_populates_page_alone)
+{
+	long first;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		self->mem[BLOCK + 5 * page_size] = 1;
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(1, resident_pages(self->mem, self->size, &first));
+	EXPECT_EQ(BLOCK / page_size + 5, first);
+}
+
 /* A block stops at the end of the file. */
 TEST(fault_block_stays_in_file)
 {
@@ -374,6 +420,84 @@ TEST_F(secret, concurrent_faults)
 	}
 }
 
+/* x86's DirectMap4k from /proc/meminfo, in KiB; -1 if there is none. */
+static long direct_map_4k(void)
+{
+	char name[64];
+	long val = -1, v;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld kB", name, &v) == 2)
+		if (!strcmp(name, "DirectMap4k:"))
+			val = v;
+	fclose(f);
+	return val;
+}
+
+#define RACE_BLOCKS	8
+
+struct racer {
+	char *mem;
+	pthread_barrier_t *go;
+	int id;
+};
+
+/* Fault the blocks in order, a page of our own in each, with the others. */
+static void *race_blocks(void *arg)
+{
+	struct racer *r = arg;
+	int b;
+
+	pthread_barrier_wait(r->go);
+	for (b = 0; b < RACE_BLOCKS; b++)
+		r->mem[b * BLOCK + (r->id * 7 + 3) * page_size] = 1;
+	return NULL;
+}
+
+/*
+ * Faults racing on the same blocks, one thread per CPU, build each block
+ * once: no block is built twice and given back page by page, which
+ * splits the direct map's large pages for good (x86's DirectMap4k grows).
+ */
+TEST(racing_faults_keep_direct_map_whole)
+{
+	int fd = secret_file(_metadata, RACE_BLOCKS * BLOCK), i, nr;
+	struct racer r[NR_THREADS];
+	pthread_t thread[NR_THREADS];
+	pthread_barrier_t go;
+	long before, grown;
+	char *mem;
+
+	if (fd < 0)
+		return;
+	nr = sysconf(_SC_NPROCESSORS_ONLN);
+	if (nr > NR_THREADS)
+		nr = NR_THREADS;
+	before = direct_map_4k();
+	if (nr < 2 || before < 0) {
+		close(fd);
+		SKIP(return, "needs 2 CPUs and DirectMap4k in /proc/meminfo");
+	}
+	mem = map_shared(fd, RACE_BLOCKS * BLOCK, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, pthread_barrier_init(&go, NULL, nr));
+	for (i = 0; i < nr; i++) {
+		r[i] = (struct racer){ mem, &go, i };
+		ASSERT_EQ(0, pthread_create(&thread[i], NULL, race_blocks, &r[i]));
+	}
+	for (i = 0; i < nr; i++)
+		ASSERT_EQ(0, pthread_join(thread[i], NULL));
+	pthread_barrier_destroy(&go);
+	munmap(mem, RACE_BLOCKS * BLOCK);
+	close(fd);
+	grown = direct_map_4k() - before;
+	TH_LOG("DirectMap4k grew by %ld kB over %d blocks", grown, RACE_BLOCKS);
+	/* one large page of slack for the rest of the machine */
+	EXPECT_GE(2048, grown);
+}
+
 /*
  * Copies of the marker in the direct map, the RAM segments of /proc/kcore.
  * @inv holds the marker complemented, so that this process never stores
@@ -467,6 +591,223 @@ TEST_F_TIMEOUT(secret, kcore_memfd_control, KCORE_TIMEOUT)
 	EXPECT_LE(1, hits);
 	munmap(mem, size);
 	close(fd);
+}
+
+/* Dying files per test, and how many blocks each has. */
+#define DYING_ROUNDS	8
+#define DYING_BLOCKS	4
+
+/*
+ * A file dying while another CPU reads its pages' places in the direct
+ * map through /proc/kcore: the file's pages, by physical address (from
+ * /proc/self/pagemap), the marker's offset in each, and what the reader
+ * saw once the file started to go.
+ */
+struct dying_file {
+	int kcore;
+	size_t nr;
+	off_t *kcore_off;	/* the marker's offset in kcore, per page */
+	uint64_t inv[MARKER_QWORDS];
+	volatile int closing;
+	volatile int stop;
+	long hits;
+	volatile long passes_closing;
+};
+
+/* The kcore offset of physical address @phys, or -1 if no RAM segment. */
+static off_t kcore_offset(int kcore, uint64_t phys)
+{
+	struct elf64_hdr eh;
+	struct elf64_phdr ph;
+	int i;
+
+	if (pread(kcore, &eh, sizeof(eh), 0) != sizeof(eh))
+		return -1;
+	for (i = 0; i < eh.e_phnum; i++) {
+		if (pread(kcore, &ph, sizeof(ph), eh.e_phoff + i * sizeof(ph)) !=
+		    sizeof(ph))
+			return -1;
+		if (ph.p_type == PT_LOAD && ph.p_paddr != (uint64_t)-1 &&
+		    ph.p_vaddr < 0xffffffff80000000ull &&
+		    phys >= ph.p_paddr && phys < ph.p_paddr + ph.p_memsz)
+			return ph.p_offset + (phys - ph.p_paddr);
+	}
+	return -1;
+}
+
+static void *read_dying_file(void *arg)
+{
+	struct dying_file *d = arg;
+	uint64_t q[MARKER_QWORDS];
+	int closing;
+	size_t i;
+
+	while (!d->stop) {
+		closing = d->closing;
+		for (i = 0; i < d->nr; i++) {
+			if (pread(d->kcore, q, sizeof(q), d->kcore_off[i]) !=
+			    sizeof(q))
+				continue;
+			if (closing && q[0] == ~d->inv[0] && q[1] == ~d->inv[1] &&
+			    q[2] == ~d->inv[2] && q[3] == ~d->inv[3])
+				d->hits++;
+		}
+		d->passes_closing += closing;
+	}
+	return NULL;
+}
+
+static void pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+/*
+ * One round: a file from @create, populated, the marker in every page,
+ * its pages' kcore offsets found; a reader on CPU 1 scans them while this
+ * thread, on CPU 0, unmaps and closes the file, and for two passes after.
+ * Returns the reader's hits, or -errno for a SKIP.
+ */
+static long dying_file_hits(struct __test_metadata *_metadata,
+			    int (*create)(size_t))
+{
+	size_t size = DYING_BLOCKS * BLOCK, i, n = size / page_size;
+	struct dying_file d = { .nr = n };
+	uint64_t entry, *dst;
+	pthread_t reader;
+	int fd, pagemap;
+	long ret = 0;
+	char *mem;
+
+	d.kcore = open("/proc/kcore", O_RDONLY);
+	if (d.kcore < 0)
+		return -errno;
+	pagemap = open("/proc/self/pagemap", O_RDONLY);
+	d.kcore_off = calloc(n, sizeof(*d.kcore_off));
+	fd = create(size);
+	if (pagemap < 0 || !d.kcore_off || fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	mem = map_shared(fd, size, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, madvise(mem, size, MADV_POPULATE_WRITE));
+	ASSERT_EQ(sizeof(d.inv), getrandom(d.inv, sizeof(d.inv), 0));
+	for (i = 0; i < n; i++) {
+		dst = (uint64_t *)(mem + i * page_size + 64);
+		for (int j = 0; j < MARKER_QWORDS; j++)
+			dst[j] = ~d.inv[j];
+		ASSERT_EQ(sizeof(entry),
+			  pread(pagemap, &entry, sizeof(entry),
+				(uintptr_t)(mem + i * page_size) / page_size *
+				sizeof(entry)));
+		/* PFNs read as 0 without CAP_SYS_ADMIN */
+		if (!(entry & (1ULL << 63)) || !(entry & ((1ULL << 55) - 1))) {
+			munmap(mem, size);
+			close(fd);
+			ret = -EPERM;
+			goto out;
+		}
+		d.kcore_off[i] = kcore_offset(d.kcore,
+					      (entry & ((1ULL << 55) - 1)) *
+					      page_size);
+		ASSERT_LE(0, d.kcore_off[i]);
+		d.kcore_off[i] += 64;
+	}
+	pin_to_cpu(1);
+	ASSERT_EQ(0, pthread_create(&reader, NULL, read_dying_file, &d));
+	pin_to_cpu(0);
+	d.closing = 1;
+	munmap(mem, size);
+	close(fd);
+	while (d.passes_closing < 2)
+		sched_yield();
+	d.stop = 1;
+	ASSERT_EQ(0, pthread_join(reader, NULL));
+	ret = d.hits;
+out:
+	if (pagemap >= 0)
+		close(pagemap);
+	free(d.kcore_off);
+	close(d.kcore);
+	return ret;
+}
+
+static int create_secret(size_t size)
+{
+	int fd = memfd_secret(0);
+
+	if (fd >= 0 && ftruncate(fd, size)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int create_memfd(size_t size)
+{
+	int fd = memfd_create("dying", 0);
+
+	if (fd >= 0 && ftruncate(fd, size)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Over DYING_ROUNDS files: the marker hits a reader of /proc/kcore finds
+ * while each file dies, or a SKIP's -errno.
+ */
+static long dying_files_hits(struct __test_metadata *_metadata,
+			     int (*create)(size_t))
+{
+	long hits = 0, h;
+	int i;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return -ERANGE;
+	for (i = 0; i < DYING_ROUNDS; i++) {
+		h = dying_file_hits(_metadata, create);
+		if (h < 0)
+			return h;
+		hits += h;
+	}
+	return hits;
+}
+
+/*
+ * A dying secret file's pages are zeroed before they go back to the
+ * direct map: another CPU reading them there never finds the marker.
+ */
+TEST_F_TIMEOUT(secret, kcore_while_file_dies, KCORE_TIMEOUT)
+{
+	long hits = dying_files_hits(_metadata, create_secret);
+
+	if (hits == -ERANGE)
+		SKIP(return, "needs a second CPU to read while the file dies");
+	if (hits < 0)
+		SKIP(return, "/proc/kcore or PFNs: %s", strerror(-hits));
+	TH_LOG("%ld marker hits over %d dying files", hits, DYING_ROUNDS);
+	EXPECT_EQ(0, hits);
+}
+
+/* The control: a dying memfd's freed pages keep their data, found there. */
+TEST_F_TIMEOUT(secret, kcore_while_memfd_dies, KCORE_TIMEOUT)
+{
+	long hits = dying_files_hits(_metadata, create_memfd);
+
+	if (hits == -ERANGE)
+		SKIP(return, "needs a second CPU to read while the file dies");
+	if (hits < 0)
+		SKIP(return, "/proc/kcore or PFNs: %s", strerror(-hits));
+	TH_LOG("%ld marker hits over %d dying files", hits, DYING_ROUNDS);
+	EXPECT_LE(1, hits);
 }
 
 /*

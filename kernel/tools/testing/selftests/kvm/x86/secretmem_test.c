@@ -472,6 +472,42 @@ TEST_F_TIMEOUT(secretmem, kvmclock_slot_replaced, TIMEOUT)
 	free_all_expect_no_alias(_metadata, &self->t);
 }
 
+/*
+ * The kvm-clock page's slot is deleted and its file unmapped and closed
+ * while the vCPU stays idle and the VM lives on: the gfn_to_pfn_cache
+ * drops its alias with the slot, so the alias goes with the file instead
+ * of staying until the VM is destroyed.  The control: the alias is there
+ * while the slot is.
+ */
+TEST_F_TIMEOUT(secretmem, kvmclock_alias_gone_with_slot, TIMEOUT)
+{
+	struct ucall uc;
+	int i, left;
+
+	if (vmallocinfo_count("secretmem_kvm_map_page") < 0)
+		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
+	vm_with_slot(&self->t, guest_kvmclock_twice, self->t.mem, 0);
+	vcpu_args_set(self->t.vcpu, 2, MEM_GPA + PAGE_SIZE, MEM_GPA + PAGE_SIZE);
+	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
+	ASSERT_LE(1, vmallocinfo_count("secretmem_kvm_map_page"));
+
+	ASSERT_EQ(0, __vm_set_user_memory_region(self->t.vm, SLOT, 0, MEM_GPA,
+						 0, NULL));
+	ASSERT_EQ(0, munmap(self->t.mem, MEM_SIZE));
+	self->t.mem = NULL;
+	ASSERT_EQ(0, close(self->t.fd));
+	self->t.fd = -1;
+	/* a worker frees the vmalloc area: wait up to 10 s for it */
+	for (i = 0; i < 100; i++) {
+		left = vmallocinfo_count("secretmem_kvm_map_page");
+		if (!left)
+			break;
+		usleep(100 * 1000);
+	}
+	EXPECT_EQ(0, left)
+		TH_LOG("a kernel alias outlived its slot and file in a live VM");
+}
+
 /* Canonical: VMLOAD sign-extends segment bases. */
 #define GS_SHADOW_SAVED		0x00005ec2e7001000ull
 #define GS_SHADOW_LOADED	0x00005ec2e7002000ull
