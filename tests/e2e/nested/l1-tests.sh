@@ -114,7 +114,7 @@ ktap_test_result "L1 has /dev/kvm with kvm_amd npt=Y" has_npt
 ktap_include "mm/memfd_secret: " "$selftests/mm/memfd_secret"
 if [ "$SECRETVM_L1_KERNEL" = unpatched ]; then
 	# without the population patches, all but the controls must fail
-	KTAP_XFAIL_UNLESS='(concurrent_faults|kcore_memfd_control)$' \
+	KTAP_XFAIL_UNLESS='(concurrent_faults|kcore_memfd_control|kcore_while_memfd_dies)$' \
 		ktap_include "mm/memfd_secret_populate: " "$selftests/mm/memfd_secret_populate"
 else
 	ktap_include "mm/memfd_secret_populate: " "$selftests/mm/memfd_secret_populate"
