@@ -422,28 +422,49 @@ static void replace_slot_memory(struct __test_metadata *_metadata,
 }
 
 /*
- * Once the VM and the memory are gone, no kernel alias may be left: a
- * worker frees the last ones, so wait up to 10 s for it.
+ * The secretmem aliases left once a worker has had up to 10 s to free
+ * the last ones.
  */
-static void free_all_expect_no_alias(struct __test_metadata *_metadata,
-				     struct secret_vm *t)
+static int aliases_left(void)
 {
 	int i, left;
 
-	kvm_vm_free(t->vm);
-	t->vm = NULL;
-	ASSERT_EQ(0, munmap(t->mem, MEM_SIZE));
-	t->mem = NULL;
-	ASSERT_EQ(0, close(t->fd));
-	t->fd = -1;
 	for (i = 0; i < 100; i++) {
 		left = vmallocinfo_count("secretmem_kvm_map_page");
 		if (!left)
 			break;
 		usleep(100 * 1000);
 	}
-	EXPECT_EQ(0, left)
+	return left;
+}
+
+/* Once the VM and the memory are gone, no kernel alias may be left. */
+static void free_all_expect_no_alias(struct __test_metadata *_metadata,
+				     struct secret_vm *t)
+{
+	kvm_vm_free(t->vm);
+	t->vm = NULL;
+	ASSERT_EQ(0, munmap(t->mem, MEM_SIZE));
+	t->mem = NULL;
+	ASSERT_EQ(0, close(t->fd));
+	t->fd = -1;
+	EXPECT_EQ(0, aliases_left())
 		TH_LOG("a kernel alias of a secret page outlived its file and VM");
+}
+
+/*
+ * A VM whose vCPU put its kvm-clock page in the secret slot, which KVM
+ * then maps through an alias, and waits: the alias is listed.
+ */
+static void vm_with_kvmclock_alias(struct __test_metadata *_metadata,
+				   struct secret_vm *t)
+{
+	struct ucall uc;
+
+	vm_with_slot(t, guest_kvmclock_twice, t->mem, 0);
+	vcpu_args_set(t->vcpu, 2, MEM_GPA + PAGE_SIZE, MEM_GPA + PAGE_SIZE);
+	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, t->vcpu, &uc));
+	EXPECT_LE(1, vmallocinfo_count("secretmem_kvm_map_page"));
 }
 
 /*
@@ -459,10 +480,7 @@ TEST_F_TIMEOUT(secretmem, kvmclock_slot_replaced, TIMEOUT)
 
 	if (vmallocinfo_count("secretmem_kvm_map_page") < 0)
 		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
-	vm_with_slot(&self->t, guest_kvmclock_twice, self->t.mem, 0);
-	vcpu_args_set(self->t.vcpu, 2, MEM_GPA + PAGE_SIZE, MEM_GPA + PAGE_SIZE);
-	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
-	EXPECT_LE(1, vmallocinfo_count("secretmem_kvm_map_page"));
+	vm_with_kvmclock_alias(_metadata, &self->t);
 
 	replace_slot_memory(_metadata, &self->t);
 	request_clock_update(self->t.vm);
@@ -481,15 +499,9 @@ TEST_F_TIMEOUT(secretmem, kvmclock_slot_replaced, TIMEOUT)
  */
 TEST_F_TIMEOUT(secretmem, kvmclock_alias_gone_with_slot, TIMEOUT)
 {
-	struct ucall uc;
-	int i, left;
-
 	if (vmallocinfo_count("secretmem_kvm_map_page") < 0)
 		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
-	vm_with_slot(&self->t, guest_kvmclock_twice, self->t.mem, 0);
-	vcpu_args_set(self->t.vcpu, 2, MEM_GPA + PAGE_SIZE, MEM_GPA + PAGE_SIZE);
-	ASSERT_EQ(UCALL_SYNC, run_to_ucall(_metadata, self->t.vcpu, &uc));
-	ASSERT_LE(1, vmallocinfo_count("secretmem_kvm_map_page"));
+	vm_with_kvmclock_alias(_metadata, &self->t);
 
 	ASSERT_EQ(0, __vm_set_user_memory_region(self->t.vm, SLOT, 0, MEM_GPA,
 						 0, NULL));
@@ -497,14 +509,7 @@ TEST_F_TIMEOUT(secretmem, kvmclock_alias_gone_with_slot, TIMEOUT)
 	self->t.mem = NULL;
 	ASSERT_EQ(0, close(self->t.fd));
 	self->t.fd = -1;
-	/* a worker frees the vmalloc area: wait up to 10 s for it */
-	for (i = 0; i < 100; i++) {
-		left = vmallocinfo_count("secretmem_kvm_map_page");
-		if (!left)
-			break;
-		usleep(100 * 1000);
-	}
-	EXPECT_EQ(0, left)
+	EXPECT_EQ(0, aliases_left())
 		TH_LOG("a kernel alias outlived its slot and file in a live VM");
 }
 
