@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -1099,6 +1100,166 @@ static void test_plaintext_monitor(void)
     rmdir(dir);
 }
 
+/* A gdb remote protocol packet for @cmd, with its checksum. */
+static char *gdb_packet(const char *cmd)
+{
+    unsigned sum = 0;
+    int i;
+
+    for (i = 0; cmd[i]; i++) {
+        sum += (unsigned char)cmd[i];
+    }
+    return g_strdup_printf("$%s#%02x", cmd, sum & 0xff);
+}
+
+/*
+ * Send @cmd to the gdbstub on @fd and return its reply's payload, after
+ * QEMU's acknowledgement; the reply's checksum is checked.
+ */
+static char *gdb_command(int fd, const char *cmd)
+{
+    g_autofree char *pkt = gdb_packet(cmd);
+    g_autofree char *check = NULL;
+    GString *reply = g_string_new(NULL);
+    char c, sum[3] = "";
+
+    g_assert_cmpint(send(fd, pkt, strlen(pkt), MSG_NOSIGNAL), ==,
+                    strlen(pkt));
+    g_assert_cmpint(read(fd, &c, 1), ==, 1);
+    g_assert_cmpint(c, ==, '+');
+    do {
+        g_assert_cmpint(read(fd, &c, 1), ==, 1);
+    } while (c != '$');
+    for (;;) {
+        g_assert_cmpint(read(fd, &c, 1), ==, 1);
+        if (c == '#') {
+            break;
+        }
+        g_string_append_c(reply, c);
+    }
+    g_assert_cmpint(read(fd, sum, 1), ==, 1);
+    g_assert_cmpint(read(fd, sum + 1, 1), ==, 1);
+    check = gdb_packet(reply->str);
+    g_assert_cmpstr(check + strlen(check) - 2, ==, sum);
+    g_assert_cmpint(send(fd, "+", 1, MSG_NOSIGNAL), ==, 1);
+    return g_string_free(reply, false);
+}
+
+/* A connection to the gdbstub's chardev socket @path, reads bounded. */
+static int gdb_connect(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct timeval tv = { .tv_sec = 30 };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)),
+                    ==, 0);
+    return fd;
+}
+
+/* @v's bytes in memory order, in hex, as gdb's m packet gives them. */
+static char *le_hex(uint64_t v)
+{
+    GString *s = g_string_new(NULL);
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        g_string_append_printf(s, "%02x", (unsigned)(v >> (8 * i) & 0xff));
+    }
+    return g_string_free(s, false);
+}
+
+/*
+ * Debug reads copy guest RAM out of QEMU too: HMP's xp, x and sum, and
+ * the gdbstub's m packet in virtual and in physical memory mode (also
+ * from the BIOS ROM into RAM, and from RAM into the PCI hole), do not
+ * show a marker in secret RAM unless plaintext-export=on, and show it on
+ * memfd RAM (the controls).  A debugger may still write (gdb's M).
+ */
+static void test_plaintext_debug_reads(void)
+{
+    static const char *const backends[] = {
+        "memory-backend-secret,id=m0,plaintext-export=off",
+        "memory-backend-secret,id=m0,plaintext-export=on",
+        "memory-backend-memfd,id=m0",
+    };
+    g_autofree char *dir = g_dir_make_tmp("secret-gdb-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "gdb", NULL);
+    uint64_t marker = ((uint64_t)g_test_rand_int() << 32) | 0x5ec2e7u;
+    uint64_t written = ~marker;
+    g_autofree char *word = g_strdup_printf("0x%016" PRIx64, marker);
+    g_autofree char *bytes = le_hex(marker);
+    g_autofree char *m = g_strdup_printf("m%x,8", MARKER_GPA);
+    g_autofree char *hex_written = le_hex(written);
+    g_autofree char *M = g_strdup_printf("M%x,8:%s", MARKER_GPA + 8,
+                                         hex_written);
+    QTestState *qts;
+    int i, fd;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    if (!qtest_has_accel("tcg")) {
+        g_test_skip("the gdbstub needs TCG, which this QEMU lacks");
+        return;
+    }
+    for (i = 0; i < ARRAY_SIZE(backends); i++) {
+        bool readable = i > 0;
+        g_autofree char *xp = NULL, *x = NULL, *sum = NULL;
+        g_autofree char *from_rom = NULL, *into_hole = NULL;
+        g_autofree char *hole = g_strdup_printf("m%" PRIx64 ",10",
+                                                RAM_SIZE - 8);
+        g_autofree char *gdb = NULL, *phys = NULL, *mode = NULL;
+        g_autofree char *wrote = NULL;
+
+        /* the qtest accelerator has no gdbstub: TCG, stopped */
+        qts = qtest_initf("-accel tcg -S -nodefaults "
+                          "-machine pc,memory-backend=m0 "
+                          "-m %" PRIu64 "M -object %s,size=%" PRIu64 "M "
+                          "-chardev socket,id=gdb0,path=%s,server=on,"
+                          "wait=off -gdb chardev:gdb0",
+                          RAM_SIZE / MiB, backends[i], RAM_SIZE / MiB,
+                          path);
+        qtest_writeq(qts, MARKER_GPA, marker);
+        xp = qtest_hmp(qts, "xp /1gx 0x%x", MARKER_GPA);
+        /* the CPU is in real mode: virtual addresses are physical */
+        x = qtest_hmp(qts, "x /1gx 0x%x", MARKER_GPA);
+        g_assert_cmpint(!!strstr(xp, word), ==, readable);
+        g_assert_cmpint(!!strstr(x, word), ==, readable);
+        /* a checksum of each byte alone would give the bytes away */
+        sum = qtest_hmp(qts, "sum 0x%x 1", MARKER_GPA);
+        g_assert_cmpint(!!g_ascii_isdigit(sum[0]), ==, readable);
+
+        fd = gdb_connect(path);
+        gdb = gdb_command(fd, m);
+        mode = gdb_command(fd, "Qqemu.PhyMemMode:1");
+        g_assert_cmpstr(mode, ==, "OK");
+        phys = gdb_command(fd, m);
+        /* the last 8 bytes of the BIOS ROM, then RAM */
+        from_rom = gdb_command(fd, "mffff8,10");
+        into_hole = gdb_command(fd, hole);
+        wrote = gdb_command(fd, M);
+        close(fd);
+        if (readable) {
+            g_assert_cmpstr(gdb, ==, bytes);
+            g_assert_cmpstr(phys, ==, bytes);
+        } else {
+            g_assert_cmpint(gdb[0], ==, 'E');
+            g_assert_cmpint(phys[0], ==, 'E');
+            g_assert_cmpint(from_rom[0], ==, 'E');
+            g_assert_cmpint(into_hole[0], ==, 'E');
+        }
+        g_assert_cmpstr(wrote, ==, "OK");
+        g_assert_cmphex(qtest_readq(qts, MARKER_GPA + 8), ==, written);
+        qtest_quit(qts);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 /*
  * Migration without TLS: to a file or a socket on the source, from a
  * socket on the destination, refused unless plaintext-export=on.
@@ -2099,6 +2260,8 @@ static void add_tests(void)
     qtest_add_func("/memory-backend-secret/cpr-exec", test_cpr_exec);
     qtest_add_func("/memory-backend-secret/plaintext/monitor",
                    test_plaintext_monitor);
+    qtest_add_func("/memory-backend-secret/plaintext/debug-reads",
+                   test_plaintext_debug_reads);
     qtest_add_func("/memory-backend-secret/plaintext/migration",
                    test_plaintext_migration);
     qtest_add_func("/memory-backend-secret/plaintext/snapshot",
