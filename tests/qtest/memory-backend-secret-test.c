@@ -1513,7 +1513,148 @@ static void test_tls_refused(void)
     }
     remove_tls_dir(dir);
 }
+
+static bool set_parameter(QTestState *qts, const char *key, const char *val)
+{
+    g_autofree char *args = g_strdup_printf("{ '%s': '%s' }", key, val);
+
+    return qmp_succeeds(qts, "migrate-set-parameters", args);
+}
+
+/*
+ * While a cpr-transfer migration waits for the destination to hang up its
+ * CPR channel, mode cannot change (back to normal, the source would send
+ * RAM on the main channel, which cpr-transfer let through without TLS),
+ * for any RAM; nor can tls-creds while confidential RAM exists (memfd,
+ * the control, may).  Before the migration, both change (the control).
+ */
+static void test_plaintext_cpr_parameters(void)
+{
+    const char *backends[] = { "memory-backend-secret",
+                               "memory-backend-memfd" };
+    g_autofree char *dir = g_dir_make_tmp("secret-cprpar-XXXXXX", NULL);
+    g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
+    g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
+    g_autofree char *client = tls_psk_args(dir, "client");
+    QTestState *qts;
+    int b, cpr_fd;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (b = 0; b < ARRAY_SIZE(backends); b++) {
+        g_autofree char *args =
+            g_strdup_printf("-nodefaults -machine pc,memory-backend=m0,"
+                            "aux-ram-share=on -m %" PRIu64 "M "
+                            "-object %s,id=m0,size=%" PRIu64 "M%s",
+                            RAM_SIZE / MiB, backends[b], RAM_SIZE / MiB,
+                            client);
+
+        qts = qtest_init(args);
+        g_assert(set_parameter(qts, "mode", "cpr-transfer"));
+        g_assert(set_parameter(qts, "mode", "normal"));
+        g_assert(set_parameter(qts, "mode", "cpr-transfer"));
+        set_tls_creds(qts);
+
+        /* Nobody accepts: the source waits for a hang-up that never comes */
+        cpr_fd = qtest_socket_server(cpr_path);
+        g_assert_cmpint(cpr_fd, >=, 0);
+        qtest_qmp_assert_success(qts, "{ 'execute': 'migrate', "
+                                 "'arguments': { 'channels': ["
+                                 "  { 'channel-type': 'main', 'addr': {"
+                                 "    'transport': 'socket', 'type': 'unix',"
+                                 "    'path': %s } },"
+                                 "  { 'channel-type': 'cpr', 'addr': {"
+                                 "    'transport': 'socket', 'type': 'unix',"
+                                 "    'path': %s } } ] } }",
+                                 mig_path, cpr_path);
+        g_assert(!set_parameter(qts, "mode", "normal"));
+        g_assert_cmpint(set_parameter(qts, "tls-creds", ""), ==, b);
+        qtest_quit(qts);
+        close(cpr_fd);
+        unlink(cpr_path);
+    }
+    remove_tls_dir(dir);
+}
+
+/* Run openssl with @args in @dir; false (and the test skipped) if it fails */
+static bool run_openssl(const char *dir, const char *args)
+{
+    g_autofree char *cmd = g_strdup_printf("cd %s && openssl %s "
+                                           ">/dev/null 2>&1", dir, args);
+
+    if (system(cmd)) {
+        g_test_skip("openssl cannot make the test's certificates");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * verify-peer of loaded credentials cannot change: migration checked it
+ * when it took them, and each new channel's session reads it.  Set at
+ * creation (the control), it holds.
+ */
+static void test_tls_verify_peer_fixed(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-x509-XXXXXX", NULL);
+    g_autofree char *ca = g_build_filename(dir, "ca-cert.pem", NULL);
+    g_autofree char *key = g_build_filename(dir, "ca-key.pem", NULL);
+    QTestState *qts;
+    QDict *rsp;
+
+    if (!run_openssl(dir, "req -x509 -newkey rsa:2048 -nodes -days 1 "
+                     "-keyout ca-key.pem -out ca-cert.pem -subj /CN=ca "
+                     "-addext basicConstraints=critical,CA:TRUE "
+                     "-addext keyUsage=critical,keyCertSign,cRLSign")) {
+        goto out;
+    }
+    qts = qtest_initf("-nodefaults -object tls-creds-x509,id=tls0,"
+                      "endpoint=client,verify-peer=on,dir=%s", dir);
+    g_assert(qom_get_bool(qts, "/objects/tls0", "verify-peer"));
+    rsp = qom_set_bool(qts, "/objects/tls0", "verify-peer", false);
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "class"),
+                    ==, "GenericError");
+    qobject_unref(rsp);
+    g_assert(qom_get_bool(qts, "/objects/tls0", "verify-peer"));
+    qtest_quit(qts);
+out:
+    unlink(ca);
+    unlink(key);
+    g_assert_cmpint(rmdir(dir), ==, 0);
+}
 #endif
+
+/*
+ * An unused backend (object-add, no device) counts as much for migration
+ * as for pmemsave: a memfd VM with an unused secret backend does not
+ * migrate in the clear; without it (the control) it does.
+ */
+static void test_plaintext_unused_backend(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-unused-XXXXXX", NULL);
+    g_autofree char *uri = g_strdup_printf("{ 'uri': 'unix:%s/sock' }",
+                                           dir);
+    QTestState *qts;
+    int unused;
+
+    if (skip_unless_lockable(2 * RAM_SIZE)) {
+        return;
+    }
+    for (unused = 0; unused < 2; unused++) {
+        qts = start_vm("memory-backend-memfd", "");
+        if (unused) {
+            add_secret(qts, "s1", RAM_SIZE);
+        }
+        g_assert_cmpint(qmp_succeeds(qts, "pmemsave", "{ 'val': 0, "
+                                     "'size': 4096, 'filename': "
+                                     "'/dev/null' }"), ==, !unused);
+        g_assert_cmpint(qmp_succeeds(qts, "migrate", uri), ==, !unused);
+        qtest_quit(qts);
+    }
+    g_assert_cmpint(rmdir(dir), ==, 0);
+}
 
 /* What the test's vhost-user back-end answers: enough for vhost-user-blk. */
 #define VHOST_USER_GET_FEATURES             1
@@ -2271,7 +2412,13 @@ static void add_tests(void)
                    test_tls_migration);
     qtest_add_func("/memory-backend-secret/plaintext/tls-refused",
                    test_tls_refused);
+    qtest_add_func("/memory-backend-secret/plaintext/cpr-parameters",
+                   test_plaintext_cpr_parameters);
+    qtest_add_func("/memory-backend-secret/plaintext/tls-verify-peer-fixed",
+                   test_tls_verify_peer_fixed);
 #endif
+    qtest_add_func("/memory-backend-secret/plaintext/unused-backend",
+                   test_plaintext_unused_backend);
     qtest_add_func("/memory-backend-secret/plaintext/vhost-user",
                    test_plaintext_vhost_user);
     qtest_add_func("/memory-backend-secret/plaintext/vfio-user",
