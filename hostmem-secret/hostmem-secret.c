@@ -189,6 +189,37 @@ static bool secret_backend_check_options(HostMemoryBackend *backend,
     return secret_backend_check_size(backend->size, errp);
 }
 
+/*
+ * After cpr-transfer or cpr-exec the memory comes from the old QEMU: it
+ * must be secret memory, and a guest's memory does not become exportable
+ * in the clear while the guest lives.
+ */
+static bool secret_backend_check_inherited(HostMemoryBackend *backend,
+                                           const char *name, int fd,
+                                           Error **errp)
+{
+    if (!qemu_ram_fd_is_secretmem(fd)) {
+        error_setg(errp, "memory-backend-secret '%s' cannot take over the "
+                   "old QEMU's memory: it is not secret memory", name);
+        error_append_hint(errp, "Another memory backend type "
+                          "(memory-backend-memfd, -file, -shm or -ram) "
+                          "created it in the old QEMU; create the same "
+                          "type with the same id in the new QEMU.\n");
+        return false;
+    }
+    if (MEMORY_BACKEND_SECRET(backend)->plaintext_export &&
+        cpr_find_confidential(name)) {
+        error_setg(errp, "memory-backend-secret '%s' cannot allow "
+                   "plaintext copies of memory that the old QEMU kept "
+                   "confidential", name);
+        error_append_hint(errp, "The old QEMU's backend had "
+                          "plaintext-export=off; create this one with "
+                          "plaintext-export=off too.\n");
+        return false;
+    }
+    return true;
+}
+
 static bool
 secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
 {
@@ -202,6 +233,9 @@ secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
 
     /* With cpr-transfer and cpr-exec, the new QEMU inherits the memory. */
     fd = cpr_find_fd(name, 0);
+    if (fd >= 0 && !secret_backend_check_inherited(backend, name, fd, errp)) {
+        goto err_delete;
+    }
     if (fd < 0) {
         fd = secret_backend_create_fd(errp);
         if (fd < 0) {
@@ -218,7 +252,9 @@ secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
         goto err_delete;
     }
 
-    if (!MEMORY_BACKEND_SECRET(backend)->plaintext_export) {
+    if (MEMORY_BACKEND_SECRET(backend)->plaintext_export) {
+        ram_flags |= RAM_PLAINTEXT_EXPORT;
+    } else {
         ram_flags |= RAM_CONFIDENTIAL;
     }
     backend->aligned = true;
@@ -227,9 +263,13 @@ secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
                                         errp)) {
         goto err_delete;
     }
+    if (ram_flags & RAM_CONFIDENTIAL) {
+        cpr_save_confidential(name);
+    }
     return true;
 
 err_delete:
+    cpr_delete_confidential(name);
     cpr_delete_fd(name, 0);
 err_close:
     close(fd);

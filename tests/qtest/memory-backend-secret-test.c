@@ -987,41 +987,55 @@ static void check_words(QTestState *qts, const uint64_t *words)
     }
 }
 
+/* Whether process @pid has exited (and waits to be reaped). */
+static bool process_exited(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
+    g_autofree char *stat = NULL;
+    char *paren;
+
+    if (!g_file_get_contents(path, &stat, NULL, NULL)) {
+        return true;
+    }
+    paren = strrchr(stat, ')');
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 /*
- * cpr-transfer: the new QEMU receives the secret memory's file descriptor
- * over the CPR channel and maps the same memory, so the guest's RAM is
- * there without being copied.  A new QEMU that created fresh memory
- * instead would read zeroes.
+ * cpr-transfer from a VM whose RAM is @src_obj to a new QEMU whose RAM is
+ * @dst_obj (-object arguments for id m0): whether the new QEMU took the
+ * guest over, with the words its RAM held.  A new QEMU that refuses the
+ * memory exits with status 1, and the migration fails.
  */
-static void test_cpr_transfer(void)
+static bool cpr_transfer_to(const char *src_obj, const char *dst_obj,
+                            int *secret_fds)
 {
     g_autofree char *dir = g_dir_make_tmp("secret-cpr-XXXXXX", NULL);
     g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
     g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
-    g_autofree char *vm_args = NULL;
+    g_autofree char *common = NULL;
     g_autofree char *dst_args = NULL;
     g_autofree char *status = NULL;
     g_autofree uint64_t *words = g_new(uint64_t, RAM_SIZE / (4 * MiB));
+    gint64 deadline;
     QTestState *src, *dst;
     int cpr_fd;
+    bool ok;
 
-    if (skip_unless_lockable(RAM_SIZE)) {
-        return;
-    }
-    vm_args = g_strdup_printf("-nodefaults -machine pc,memory-backend=m0,"
-                              "aux-ram-share=on -m %" PRIu64 "M "
-                              "-object memory-backend-secret,id=m0,"
-                              "size=%" PRIu64 "M",
-                              RAM_SIZE / MiB, RAM_SIZE / MiB);
-    src = qtest_init(vm_args);
+    common = g_strdup_printf("-nodefaults -machine pc,memory-backend=m0,"
+                             "aux-ram-share=on -m %" PRIu64 "M",
+                             RAM_SIZE / MiB);
+    src = qtest_initf("%s -object %s,id=m0,size=%" PRIu64 "M", common,
+                      src_obj, RAM_SIZE / MiB);
     write_words(src, words);
 
     cpr_fd = qtest_socket_server(cpr_path);
     g_assert_cmpint(cpr_fd, >=, 0);
-    dst_args = g_strdup_printf("%s -incoming cpr,addr.transport=socket,"
+    dst_args = g_strdup_printf("%s -object %s,id=m0,size=%" PRIu64 "M "
+                               "-incoming cpr,addr.transport=socket,"
                                "addr.type=fd,addr.str=%d "
-                               "-incoming unix:%s",
-                               vm_args, cpr_fd, mig_path);
+                               "-incoming unix:%s", common, dst_obj,
+                               RAM_SIZE / MiB, cpr_fd, mig_path);
     dst = qtest_init_ext(NULL, dst_args, NULL, false);
 
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
@@ -1035,19 +1049,139 @@ static void test_cpr_transfer(void)
                              "    'transport': 'socket', 'type': 'unix',"
                              "    'path': %s } } ] } }",
                              mig_path, cpr_path);
-    qtest_connect(dst);
-    qtest_qmp_handshake(dst, NULL);
     status = wait_migration(src);
-    g_assert_cmpstr(status, ==, "completed");
-
-    g_assert_cmpint(count_secret_fds(qtest_pid(dst)), ==, 1);
-    check_words(dst, words);
+    ok = !strcmp(status, "completed");
+    if (ok) {
+        qtest_connect(dst);
+        qtest_qmp_handshake(dst, NULL);
+        g_free(wait_migration(dst));
+        *secret_fds = count_secret_fds(qtest_pid(dst));
+        check_words(dst, words);
+    } else {
+        deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+        while (!process_exited(qtest_pid(dst))) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(10 * 1000);
+        }
+        qtest_set_expected_status(dst, 1);
+    }
     qtest_quit(dst);
     qtest_quit(src);
     close(cpr_fd);
     unlink(cpr_path);
     unlink(mig_path);
     rmdir(dir);
+    return ok;
+}
+
+/*
+ * cpr-transfer: the new QEMU receives the secret memory's file descriptor
+ * over the CPR channel and maps the same memory, so the guest's RAM is
+ * there without being copied.  A new QEMU that created fresh memory
+ * instead would read zeroes.
+ */
+static void test_cpr_transfer(void)
+{
+    int fds;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    g_assert(cpr_transfer_to("memory-backend-secret",
+                             "memory-backend-secret", &fds));
+    g_assert_cmpint(fds, ==, 1);
+}
+
+/*
+ * The new QEMU must map the memory with the backend type that created it:
+ * memory-backend-memfd does not take over secret memory (its
+ * plaintext-export would be lost), memory-backend-secret does not take
+ * over a memfd (it would not be secret).  memfd to memfd is the control.
+ */
+static void test_cpr_type_mismatch(void)
+{
+    int fds;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    g_assert(!cpr_transfer_to("memory-backend-secret",
+                              "memory-backend-memfd", &fds));
+    g_assert(!cpr_transfer_to("memory-backend-memfd",
+                              "memory-backend-secret", &fds));
+    g_assert(cpr_transfer_to("memory-backend-memfd",
+                             "memory-backend-memfd", &fds));
+    g_assert_cmpint(fds, ==, 0);
+}
+
+/*
+ * plaintext-export does not turn on across CPR: a new QEMU with
+ * plaintext-export=on refuses the memory of an old one with
+ * plaintext-export=off; on to on is the control (off to off is
+ * cpr-transfer).
+ */
+static void test_cpr_plaintext_export(void)
+{
+    int fds;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    g_assert(!cpr_transfer_to("memory-backend-secret,plaintext-export=off",
+                              "memory-backend-secret,plaintext-export=on",
+                              &fds));
+    g_assert(cpr_transfer_to("memory-backend-secret,plaintext-export=on",
+                             "memory-backend-secret,plaintext-export=on",
+                             &fds));
+    g_assert_cmpint(fds, ==, 1);
+}
+
+/*
+ * Secret memory is unpinnable and confidential whoever maps it: a
+ * memory-backend-file on /proc/self/fd/N of a memfd_secret(2) fd refuses
+ * pmemsave and postcopy; on a memfd (the control) both work.  Kernels
+ * that do not reopen secret memory through /proc (ENXIO, Linux 6.18)
+ * leave memory-backend-file no way to map it: then only the control runs.
+ */
+static void test_fd_file_backend(void)
+{
+    g_autofree char *path = NULL;
+    int secret, fd, reopened;
+    QTestState *qts;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (secret = 0; secret < 2; secret++) {
+        fd = secret ? syscall(SYS_memfd_secret, 0) :
+                      memfd_create("fd-file-backend", 0);
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(ftruncate(fd, RAM_SIZE), ==, 0);
+        g_free(path);
+        path = g_strdup_printf("/proc/self/fd/%d", fd);
+        reopened = open(path, O_RDWR);
+        if (reopened < 0) {
+            g_assert_cmpint(secret, ==, 1);
+            g_test_skip("this kernel does not reopen secret memory "
+                        "through /proc/self/fd, so memory-backend-file "
+                        "cannot map it");
+            close(fd);
+            return;
+        }
+        close(reopened);
+        qts = qtest_initf("-nodefaults -machine pc,memory-backend=m0 "
+                          "-m %" PRIu64 "M -object memory-backend-file,"
+                          "id=m0,size=%" PRIu64 "M,share=on,"
+                          "mem-path=/proc/self/fd/%d",
+                          RAM_SIZE / MiB, RAM_SIZE / MiB, fd);
+        close(fd);
+        g_assert_cmpint(qmp_succeeds(qts, "pmemsave", "{ 'val': 0, "
+                                     "'size': 4096, 'filename': "
+                                     "'/dev/null' }"), ==, !secret);
+        g_assert_cmpint(qmp_succeeds(qts, pinning_migration[0][0],
+                                     pinning_migration[0][1]), ==, !secret);
+        qtest_quit(qts);
+    }
 }
 
 /* A VM on secret RAM, with copies in the clear refused or allowed. */
@@ -2398,6 +2532,12 @@ static void add_tests(void)
     qtest_add_func("/memory-backend-secret/refused/virtio-mem",
                    test_virtio_mem_refused);
     qtest_add_func("/memory-backend-secret/cpr-transfer", test_cpr_transfer);
+    qtest_add_func("/memory-backend-secret/fd/cpr-type-mismatch",
+                   test_cpr_type_mismatch);
+    qtest_add_func("/memory-backend-secret/fd/cpr-plaintext-export",
+                   test_cpr_plaintext_export);
+    qtest_add_func("/memory-backend-secret/fd/file-backend",
+                   test_fd_file_backend);
     qtest_add_func("/memory-backend-secret/cpr-exec", test_cpr_exec);
     qtest_add_func("/memory-backend-secret/plaintext/monitor",
                    test_plaintext_monitor);
