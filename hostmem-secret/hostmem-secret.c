@@ -36,6 +36,7 @@ struct HostMemoryBackendSecret {
     HostMemoryBackend parent_obj;
 
     bool plaintext_export;
+    bool cpr;
 };
 
 struct HostMemoryBackendSecretClass {
@@ -207,14 +208,16 @@ static bool secret_backend_check_inherited(HostMemoryBackend *backend,
                           "type with the same id in the new QEMU.\n");
         return false;
     }
+    /* Only the old QEMU's opt-in, carried in the CPR state, allows it */
     if (MEMORY_BACKEND_SECRET(backend)->plaintext_export &&
-        cpr_find_confidential(name)) {
+        !cpr_find_plaintext(name)) {
         error_setg(errp, "memory-backend-secret '%s' cannot allow "
                    "plaintext copies of memory that the old QEMU kept "
                    "confidential", name);
         error_append_hint(errp, "The old QEMU's backend had "
-                          "plaintext-export=off; create this one with "
-                          "plaintext-export=off too.\n");
+                          "plaintext-export=off, or the old QEMU did not "
+                          "say; create this one with plaintext-export=off."
+                          "\n");
         return false;
     }
     return true;
@@ -223,6 +226,7 @@ static bool secret_backend_check_inherited(HostMemoryBackend *backend,
 static bool
 secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
 {
+    HostMemoryBackendSecret *secret = MEMORY_BACKEND_SECRET(backend);
     g_autofree char *name = host_memory_backend_get_name(backend);
     uint32_t ram_flags = RAM_SHARED | RAM_UNPINNABLE;
     int fd;
@@ -248,11 +252,21 @@ secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
         }
         cpr_save_fd(name, 0, fd);
     }
+    /*
+     * CPR hands the fds in its state to another process: the one at the
+     * other end of the CPR channel, or cpr-exec-command.  Confidential
+     * memory's fd goes only if the user allowed it (cpr=on).
+     */
+    if (!secret->cpr && !secret->plaintext_export) {
+        cpr_delete_fd(name, 0);
+    } else {
+        ram_flags |= RAM_CPR_FD_EXPORT;
+    }
     if (!secret_backend_check_memlock(fd, backend->size, errp)) {
         goto err_delete;
     }
 
-    if (MEMORY_BACKEND_SECRET(backend)->plaintext_export) {
+    if (secret->plaintext_export) {
         ram_flags |= RAM_PLAINTEXT_EXPORT;
     } else {
         ram_flags |= RAM_CONFIDENTIAL;
@@ -263,13 +277,15 @@ secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
                                         errp)) {
         goto err_delete;
     }
-    if (ram_flags & RAM_CONFIDENTIAL) {
-        cpr_save_confidential(name);
+    if (secret->plaintext_export) {
+        cpr_save_plaintext(name);
+    } else {
+        cpr_delete_plaintext(name);
     }
     return true;
 
 err_delete:
-    cpr_delete_confidential(name);
+    cpr_delete_plaintext(name);
     cpr_delete_fd(name, 0);
 err_close:
     close(fd);
@@ -383,6 +399,20 @@ static void secret_backend_set_plaintext_export(Object *obj, bool value,
     MEMORY_BACKEND_SECRET(obj)->plaintext_export = value;
 }
 
+static bool secret_backend_get_cpr(Object *obj, Error **errp)
+{
+    return MEMORY_BACKEND_SECRET(obj)->cpr;
+}
+
+static void secret_backend_set_cpr(Object *obj, bool value, Error **errp)
+{
+    if (host_memory_backend_mr_inited(MEMORY_BACKEND(obj))) {
+        error_setg(errp, "cannot change property value");
+        return;
+    }
+    MEMORY_BACKEND_SECRET(obj)->cpr = value;
+}
+
 static void secret_backend_instance_init(Object *obj)
 {
     HostMemoryBackend *backend = MEMORY_BACKEND(obj);
@@ -409,6 +439,11 @@ static void secret_backend_class_init(ObjectClass *oc, const void *data)
     object_class_property_set_description(oc, "plaintext-export",
         "Allow copies of this memory to leave QEMU in the clear: dumps, "
         "snapshots, migration without TLS, vhost-user and vfio-user");
+    object_class_property_add_bool(oc, "cpr", secret_backend_get_cpr,
+                                   secret_backend_set_cpr);
+    object_class_property_set_description(oc, "cpr",
+        "Allow cpr-transfer and cpr-exec to hand this memory's file "
+        "descriptor to the new QEMU");
 }
 
 static const TypeInfo secret_backend_info = {

@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <poll.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -806,6 +807,17 @@ static bool qmp_succeeds(QTestState *qts, const char *cmd, const char *args)
     return ok;
 }
 
+/* Assert that @rsp is an error of class GenericError, and free it. */
+static void assert_generic_error(QDict *rsp)
+{
+    g_assert(qdict_haskey(rsp, "error"));
+    g_test_message("refused: %s",
+                   qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "class"),
+                    ==, "GenericError");
+    qobject_unref(rsp);
+}
+
 /* Migration features that hand guest RAM to the kernel by reference. */
 static const char *const pinning_migration[][2] = {
     { "migrate-set-capabilities",
@@ -1001,6 +1013,9 @@ static bool process_exited(pid_t pid)
     return paren && paren[1] == ' ' && paren[2] == 'Z';
 }
 
+/* The environment variable naming the old QEMU, if not QTEST_QEMU_BINARY */
+static const char *cpr_src_env;
+
 /*
  * cpr-transfer from a VM whose RAM is @src_obj to a new QEMU whose RAM is
  * @dst_obj (-object arguments for id m0): whether the new QEMU took the
@@ -1014,6 +1029,7 @@ static bool cpr_transfer_to(const char *src_obj, const char *dst_obj,
     g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
     g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
     g_autofree char *common = NULL;
+    g_autofree char *src_args = NULL;
     g_autofree char *dst_args = NULL;
     g_autofree char *status = NULL;
     g_autofree uint64_t *words = g_new(uint64_t, RAM_SIZE / (4 * MiB));
@@ -1025,8 +1041,9 @@ static bool cpr_transfer_to(const char *src_obj, const char *dst_obj,
     common = g_strdup_printf("-nodefaults -machine pc,memory-backend=m0,"
                              "aux-ram-share=on -m %" PRIu64 "M",
                              RAM_SIZE / MiB);
-    src = qtest_initf("%s -object %s,id=m0,size=%" PRIu64 "M", common,
-                      src_obj, RAM_SIZE / MiB);
+    src_args = g_strdup_printf("%s -object %s,id=m0,size=%" PRIu64 "M",
+                               common, src_obj, RAM_SIZE / MiB);
+    src = qtest_init_ext(cpr_src_env, src_args, NULL, true);
     write_words(src, words);
 
     cpr_fd = qtest_socket_server(cpr_path);
@@ -1087,10 +1104,141 @@ static void test_cpr_transfer(void)
     if (skip_unless_lockable(RAM_SIZE)) {
         return;
     }
-    g_assert(cpr_transfer_to("memory-backend-secret",
-                             "memory-backend-secret", &fds));
+    g_assert(cpr_transfer_to("memory-backend-secret,cpr=on",
+                             "memory-backend-secret,cpr=on", &fds));
     g_assert_cmpint(fds, ==, 1);
 }
+
+/*
+ * What a process listening on the CPR socket gets: -1 if QEMU does not
+ * connect within a second, else the number of secret memory file
+ * descriptors QEMU sends it.
+ */
+static int cpr_listener_secret_fds(int listener)
+{
+    struct pollfd pfd = { .fd = listener, .events = POLLIN };
+    char buf[4096], link[PATH_MAX];
+    union {
+        char buf[CMSG_SPACE(64 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    int conn, n = 0;
+
+    if (poll(&pfd, 1, 1000) != 1) {
+        return -1;
+    }
+    conn = accept(listener, NULL, NULL);
+    g_assert_cmpint(conn, >=, 0);
+    pfd.fd = conn;
+    /* QEMU keeps the connection open until we hang up: stop when idle */
+    while (poll(&pfd, 1, 2000) == 1) {
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+        };
+        struct cmsghdr *cmsg;
+        ssize_t len = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+
+        for (cmsg = len >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; cmsg;
+             cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+            int *fds = (int *)CMSG_DATA(cmsg);
+            int i, nfds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            if (cmsg->cmsg_level != SOL_SOCKET ||
+                cmsg->cmsg_type != SCM_RIGHTS) {
+                continue;
+            }
+            for (i = 0; i < nfds; i++) {
+                g_autofree char *path =
+                    g_strdup_printf("/proc/self/fd/%d", fds[i]);
+                ssize_t l = readlink(path, link, sizeof(link) - 1);
+
+                if (l > 0) {
+                    link[l] = 0;
+                    n += !!strstr(link, "secretmem");
+                }
+                close(fds[i]);
+            }
+        }
+        if (len <= 0) {
+            break;
+        }
+    }
+    close(conn);
+    return n;
+}
+
+/*
+ * cpr-transfer and cpr-exec hand the memory's file descriptor to another
+ * process: whatever accepts the CPR channel, or runs as cpr-exec-command,
+ * both chosen over QMP.  Without cpr=on or plaintext-export=on both are
+ * refused and a process listening on the CPR socket gets no connection;
+ * with either opt-in (the controls) it receives the secret memory's fd.
+ */
+static void test_cpr_refused(void)
+{
+    static const char *const opt_ins[] = {
+        "", ",cpr=on", ",plaintext-export=on"
+    };
+    g_autofree char *dir = g_dir_make_tmp("secret-cprref-XXXXXX", NULL);
+    g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
+    g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
+    g_autofree char *state = g_build_filename(dir, "state", NULL);
+    QTestState *qts;
+    QDict *rsp;
+    int i, listener;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (i = 0; i < ARRAY_SIZE(opt_ins); i++) {
+        qts = qtest_initf("-nodefaults -machine pc,memory-backend=m0,"
+                          "aux-ram-share=on -m %" PRIu64 "M "
+                          "-object memory-backend-secret,id=m0,"
+                          "size=%" PRIu64 "M%s", RAM_SIZE / MiB,
+                          RAM_SIZE / MiB, opt_ins[i]);
+        listener = qtest_socket_server(cpr_path);
+        g_assert_cmpint(listener, >=, 0);
+        qtest_qmp_assert_success(qts, "{ 'execute': "
+                                 "'migrate-set-parameters', 'arguments': "
+                                 "{ 'mode': 'cpr-transfer' } }");
+        rsp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': {"
+                        " 'channels': ["
+                        "  { 'channel-type': 'main', 'addr': {"
+                        "    'transport': 'socket', 'type': 'unix',"
+                        "    'path': %s } },"
+                        "  { 'channel-type': 'cpr', 'addr': {"
+                        "    'transport': 'socket', 'type': 'unix',"
+                        "    'path': %s } } ] } }", mig_path, cpr_path);
+        if (i) {
+            g_assert(qdict_haskey(rsp, "return"));
+            qobject_unref(rsp);
+            g_assert_cmpint(cpr_listener_secret_fds(listener), ==, 1);
+        } else {
+            assert_generic_error(rsp);
+            g_assert_cmpint(cpr_listener_secret_fds(listener), ==, -1);
+
+            /* cpr-exec: the program would inherit the fd */
+            qtest_qmp_assert_success(qts, "{ 'execute': "
+                                     "'migrate-set-parameters', "
+                                     "'arguments': { 'mode': 'cpr-exec', "
+                                     "'cpr-exec-command': "
+                                     "[ '/nonexistent/cpr-exec' ] } }");
+            assert_generic_error(qtest_qmp(qts, "{ 'execute': 'migrate', "
+                                 "'arguments': { 'channels': [ "
+                                 "{ 'channel-type': 'main', 'addr': "
+                                 "{ 'transport': 'file', 'filename': %s, "
+                                 "'offset': 0 } } ] } }", state));
+        }
+        qtest_quit(qts);
+        close(listener);
+        unlink(cpr_path);
+        unlink(state);
+    }
+    rmdir(dir);
+}
+
 
 /*
  * The new QEMU must map the memory with the backend type that created it:
@@ -1105,7 +1253,7 @@ static void test_cpr_type_mismatch(void)
     if (skip_unless_lockable(RAM_SIZE)) {
         return;
     }
-    g_assert(!cpr_transfer_to("memory-backend-secret",
+    g_assert(!cpr_transfer_to("memory-backend-secret,cpr=on",
                               "memory-backend-memfd", &fds));
     g_assert(!cpr_transfer_to("memory-backend-memfd",
                               "memory-backend-secret", &fds));
@@ -1127,13 +1275,139 @@ static void test_cpr_plaintext_export(void)
     if (skip_unless_lockable(RAM_SIZE)) {
         return;
     }
-    g_assert(!cpr_transfer_to("memory-backend-secret,plaintext-export=off",
+    g_assert(!cpr_transfer_to("memory-backend-secret,cpr=on,"
+                              "plaintext-export=off",
                               "memory-backend-secret,plaintext-export=on",
                               &fds));
     g_assert(cpr_transfer_to("memory-backend-secret,plaintext-export=on",
                              "memory-backend-secret,plaintext-export=on",
                              &fds));
     g_assert_cmpint(fds, ==, 1);
+}
+
+/* A socket connected to the listening UNIX socket at @path */
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
+    return fd;
+}
+
+/*
+ * A CPR state whose list of plaintext-export names holds a malformed name
+ * (empty, or without its terminating NUL) is refused: the new QEMU exits
+ * with status 1 instead of reading past it.  A well-formed name (the
+ * control) loads, and the new QEMU waits for its migration.
+ */
+static void test_cpr_bad_plaintext_name(void)
+{
+    static const struct {
+        uint32_t len;
+        const char *name;
+        bool ok;
+    } cases[] = {
+        { 0, "", false }, { 3, "abc", false }, { 4, "abc", true },
+    };
+    static const char sub[] = "CprState/plaintext";
+    g_autofree char *dir = g_dir_make_tmp("secret-cprname-XXXXXX", NULL);
+    g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
+    g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
+    gint64 deadline;
+    QTestState *dst;
+    int i, cpr_fd, conn;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        GByteArray *buf = g_byte_array_new();
+        g_autofree char *args = NULL;
+        uint32_t be;
+        uint8_t b;
+
+#define PUT_BE32(v) \
+        (be = cpu_to_be32(v), g_byte_array_append(buf, (void *)&be, 4))
+#define PUT_BYTE(v) (b = (v), g_byte_array_append(buf, &b, 1))
+        PUT_BE32(0x51435052);           /* QEMU_CPR_FILE_MAGIC */
+        PUT_BE32(1);                    /* QEMU_CPR_FILE_VERSION */
+        PUT_BYTE(0);                    /* no fds */
+        PUT_BYTE(5);                    /* QEMU_VM_SUBSECTION */
+        PUT_BYTE(strlen(sub));
+        g_byte_array_append(buf, (const uint8_t *)sub, strlen(sub));
+        PUT_BE32(1);                    /* version */
+        PUT_BYTE(1);                    /* one entry */
+        PUT_BE32(cases[i].len);
+        g_byte_array_append(buf, (const uint8_t *)cases[i].name,
+                            cases[i].len);
+        PUT_BYTE(0);                    /* end of list */
+#undef PUT_BE32
+#undef PUT_BYTE
+
+        cpr_fd = qtest_socket_server(cpr_path);
+        g_assert_cmpint(cpr_fd, >=, 0);
+        args = g_strdup_printf("-nodefaults -machine pc,memory-backend=m0,"
+                               "aux-ram-share=on -m %" PRIu64 "M "
+                               "-object memory-backend-secret,id=m0,"
+                               "size=%" PRIu64 "M -incoming cpr,"
+                               "addr.transport=socket,addr.type=fd,"
+                               "addr.str=%d -incoming unix:%s",
+                               RAM_SIZE / MiB, RAM_SIZE / MiB, cpr_fd,
+                               mig_path);
+        dst = qtest_init_ext(NULL, args, NULL, false);
+        conn = unix_connect(cpr_path);
+        g_assert_cmpint(write(conn, buf->data, buf->len), ==, buf->len);
+        close(conn);
+        g_byte_array_free(buf, true);
+
+        deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+        while (!process_exited(qtest_pid(dst)) &&
+               g_get_monotonic_time() < deadline) {
+            g_usleep(10 * 1000);
+        }
+        g_assert_cmpint(process_exited(qtest_pid(dst)), ==, !cases[i].ok);
+        if (cases[i].ok) {
+            qtest_connect(dst);
+            qtest_qmp_handshake(dst, NULL);
+        } else {
+            qtest_set_expected_status(dst, 1);
+        }
+        qtest_quit(dst);
+        close(cpr_fd);
+        unlink(cpr_path);
+        unlink(mig_path);
+    }
+    rmdir(dir);
+}
+
+/*
+ * Only an opt-in that the CPR state carries allows plaintext-export=on on
+ * inherited secret memory: from a QEMU that sends no list of such memory
+ * ($QTEST_QEMU_BINARY_SRC, one that predates the list), the new QEMU
+ * refuses it.  Skipped without such a QEMU; new to new, the control, is
+ * fd/cpr-plaintext-export.
+ */
+static void test_cpr_plaintext_from_old(void)
+{
+    int fds;
+
+    if (!getenv("QTEST_QEMU_BINARY_SRC")) {
+        g_test_skip("set QTEST_QEMU_BINARY_SRC to a QEMU that predates "
+                    "the CPR state's plaintext list");
+        return;
+    }
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    cpr_src_env = "QTEST_QEMU_BINARY_SRC";
+    g_assert(!cpr_transfer_to("memory-backend-secret,plaintext-export=on",
+                              "memory-backend-secret,plaintext-export=on",
+                              &fds));
+    cpr_src_env = NULL;
 }
 
 /*
@@ -1664,7 +1938,7 @@ static bool set_parameter(QTestState *qts, const char *key, const char *val)
  */
 static void test_plaintext_cpr_parameters(void)
 {
-    const char *backends[] = { "memory-backend-secret",
+    const char *backends[] = { "memory-backend-secret,cpr=on",
                                "memory-backend-memfd" };
     g_autofree char *dir = g_dir_make_tmp("secret-cprpar-XXXXXX", NULL);
     g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
@@ -1711,6 +1985,30 @@ static void test_plaintext_cpr_parameters(void)
     remove_tls_dir(dir);
 }
 
+/*
+ * A migrate-incoming that fails (tls-creds naming no object) leaves the
+ * incoming state as it was: with tls-creds fixed, it can be retried, and
+ * the parameters are not locked.  The retry is the control.
+ */
+static void test_incoming_retry(void)
+{
+    QTestState *qts = qtest_initf("-nodefaults -machine pc,"
+                                  "memory-backend=m0 -m %" PRIu64 "M "
+                                  "-object memory-backend-memfd,id=m0,"
+                                  "size=%" PRIu64 "M -incoming defer",
+                                  RAM_SIZE / MiB, RAM_SIZE / MiB);
+
+    g_assert(set_parameter(qts, "tls-creds", "nosuch"));
+    assert_generic_error(qtest_qmp(qts, "{ 'execute': 'migrate-incoming', "
+                                   "'arguments': { 'uri': "
+                                   "'tcp:127.0.0.1:0' } }"));
+    g_assert(set_parameter(qts, "tls-creds", ""));
+    g_assert(set_parameter(qts, "mode", "normal"));
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-incoming', "
+                             "'arguments': { 'uri': 'tcp:127.0.0.1:0' } }");
+    qtest_quit(qts);
+}
+
 /* Run openssl with @args in @dir; false (and the test skipped) if it fails */
 static bool run_openssl(const char *dir, const char *args)
 {
@@ -1752,6 +2050,17 @@ static void test_tls_verify_peer_fixed(void)
                     ==, "GenericError");
     qobject_unref(rsp);
     g_assert(qom_get_bool(qts, "/objects/tls0", "verify-peer"));
+    /* Setting the same value again changes nothing: allowed */
+    rsp = qom_set_bool(qts, "/objects/tls0", "verify-peer", true);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    /* dir, which a reload reads again, is fixed too */
+    assert_generic_error(qtest_qmp(qts, "{ 'execute': 'qom-set', "
+                                   "'arguments': { 'path': '/objects/tls0', "
+                                   "'property': 'dir', 'value': '/' } }"));
+    qtest_qmp_assert_success(qts, "{ 'execute': 'qom-set', "
+                             "'arguments': { 'path': '/objects/tls0', "
+                             "'property': 'dir', 'value': %s } }", dir);
     qtest_quit(qts);
 out:
     unlink(ca);
@@ -2208,7 +2517,7 @@ static void test_cpr_exec(void)
     vm_args = g_strdup_printf("-nodefaults -machine pc,memory-backend=m0,"
                               "aux-ram-share=on -m %" PRIu64 "M "
                               "-object memory-backend-secret,id=m0,"
-                              "size=%" PRIu64 "M",
+                              "size=%" PRIu64 "M,cpr=on",
                               RAM_SIZE / MiB, RAM_SIZE / MiB);
     src = qtest_init(vm_args);
     write_words(src, words);
@@ -2532,6 +2841,11 @@ static void add_tests(void)
     qtest_add_func("/memory-backend-secret/refused/virtio-mem",
                    test_virtio_mem_refused);
     qtest_add_func("/memory-backend-secret/cpr-transfer", test_cpr_transfer);
+    qtest_add_func("/memory-backend-secret/fd/cpr-refused", test_cpr_refused);
+    qtest_add_func("/memory-backend-secret/fd/cpr-bad-plaintext-name",
+                   test_cpr_bad_plaintext_name);
+    qtest_add_func("/memory-backend-secret/fd/cpr-plaintext-from-old",
+                   test_cpr_plaintext_from_old);
     qtest_add_func("/memory-backend-secret/fd/cpr-type-mismatch",
                    test_cpr_type_mismatch);
     qtest_add_func("/memory-backend-secret/fd/cpr-plaintext-export",
@@ -2552,6 +2866,8 @@ static void add_tests(void)
                    test_tls_migration);
     qtest_add_func("/memory-backend-secret/plaintext/tls-refused",
                    test_tls_refused);
+    qtest_add_func("/memory-backend-secret/plaintext/incoming-retry",
+                   test_incoming_retry);
     qtest_add_func("/memory-backend-secret/plaintext/cpr-parameters",
                    test_plaintext_cpr_parameters);
     qtest_add_func("/memory-backend-secret/plaintext/tls-verify-peer-fixed",
