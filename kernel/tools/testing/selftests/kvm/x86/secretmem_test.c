@@ -12,7 +12,8 @@
  * dirty logging and the dirty ring track it; a guest's first touch of it
  * flushes the kernel TLB once per 2 MiB block, not per page; and it can
  * be unmapped, closed, deleted from the VM or left by a killed VMM under
- * a running vCPU.  The same memory stays closed to every other kernel user:
+ * a running vCPU; a poisoned page that KVM maps stays out of the direct
+ * map when its slot and file go.  The same memory stays closed to every other kernel user:
  * O_DIRECT, io_uring fixed buffers, vmsplice, /proc/pid/mem, ptrace and
  * process_vm_readv fail, and /proc/kcore cannot see it, while each of them
  * reaches the same data in anonymous memory (positive controls).
@@ -513,6 +514,138 @@ TEST_F_TIMEOUT(secretmem, kvmclock_alias_gone_with_slot, TIMEOUT)
 		TH_LOG("a kernel alias outlived its slot and file in a live VM");
 }
 
+#define PTDUMP		"/sys/kernel/debug/page_tables/kernel"
+#define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
+#define UNPOISON_PFN	"/sys/kernel/debug/hwpoison/unpoison-pfn"
+#define KPF_HWPOISON	19
+
+/* The PFN behind @addr in this process (root), or 0. */
+static u64 pfn_of(void *addr)
+{
+	u64 entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry),
+		  (unsigned long)addr / PAGE_SIZE * sizeof(entry)) !=
+	    sizeof(entry))
+		entry = 0;
+	close(fd);
+	return entry & (1ull << 63) ? entry & ((1ull << 55) - 1) : 0;
+}
+
+/*
+ * Whether the direct map maps @pfn (1) or not (0), from the kernel's page
+ * table dump: its "Low Kernel Mapping" section starts at PAGE_OFFSET, and
+ * a present range shows its permission, "RW" or "ro".  -1 if not found.
+ * Only for pages of split large pages, as the slot's (less than 2 MiB): a
+ * whole 2 MiB block that left the direct map in one change is missing from
+ * the dump (x86 leaves a non-present PMD without PSE, which the page walk
+ * skips).
+ */
+static int direct_map_has_pfn(u64 pfn)
+{
+	unsigned long long start, end, addr = 0;
+	bool in_direct_map = false;
+	int present = -1;
+	char line[256];
+	FILE *f;
+
+	f = fopen(PTDUMP, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "---[")) {
+			in_direct_map = strstr(line, "Low Kernel Mapping");
+			continue;
+		}
+		if (!in_direct_map ||
+		    sscanf(line, "0x%llx-0x%llx", &start, &end) != 2)
+			continue;
+		if (!addr)
+			addr = start + pfn * PAGE_SIZE;
+		if (addr >= start && addr < end) {
+			present = strstr(line, " RW ") || strstr(line, " ro ");
+			break;
+		}
+	}
+	fclose(f);
+	return present;
+}
+
+/* Write @pfn to hwpoison-inject's @file: 0 or -errno. */
+static int hwpoison_inject(const char *file, u64 pfn)
+{
+	int fd, len, ret = 0;
+	char buf[32];
+
+	fd = open(file, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)pfn);
+	if (write(fd, buf, len) != len)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static bool pfn_poisoned(u64 pfn)
+{
+	u64 flags = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	if (pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) !=
+	    sizeof(flags))
+		flags = 0;
+	close(fd);
+	return flags & (1ull << KPF_HWPOISON);
+}
+
+/*
+ * The kvm-clock page, which KVM maps through an alias, is poisoned
+ * (memory_failure(), as for a hardware error: EBUSY, it cannot take a
+ * secret page out of its file), then its slot is deleted and its file
+ * closed while the VM lives: the page stays out of the direct map, not
+ * zeroed and mapped again when its idle alias goes, and is kept, so that
+ * unpoisoning it is refused (EBUSY).  The controls: the page table dump
+ * shows an anonymous page in the direct map, and the secret page out of
+ * it before the poison.
+ */
+TEST_F_TIMEOUT(secretmem, poisoned_kvmclock_page_stays_unmapped, TIMEOUT)
+{
+	volatile u64 *pvti = self->t.mem + PAGE_SIZE;
+	u64 pfn, anon[512] = { 1 };
+
+	if (access(PTDUMP, R_OK) || access(CORRUPT_PFN, W_OK) ||
+	    access(UNPOISON_PFN, W_OK))
+		SKIP(return, "%s or hwpoison-inject: %s (no PTDUMP_DEBUGFS, HWPOISON_INJECT or debugfs?)",
+		     PTDUMP, strerror(errno));
+	ASSERT_NE(0, pfn_of(anon)) TH_LOG("pagemap hides PFNs: not root?");
+	ASSERT_EQ(1, direct_map_has_pfn(pfn_of(anon)));
+	vm_with_kvmclock_alias(_metadata, &self->t);
+	ASSERT_NE(0, *pvti);
+	pfn = pfn_of((void *)pvti);
+	ASSERT_NE(0, pfn);
+	ASSERT_EQ(0, direct_map_has_pfn(pfn));
+
+	ASSERT_EQ(-EBUSY, hwpoison_inject(CORRUPT_PFN, pfn));
+	ASSERT_TRUE(pfn_poisoned(pfn));
+	ASSERT_EQ(0, __vm_set_user_memory_region(self->t.vm, SLOT, 0, MEM_GPA,
+						 0, NULL));
+	ASSERT_EQ(0, munmap(self->t.mem, MEM_SIZE));
+	self->t.mem = NULL;
+	ASSERT_EQ(0, close(self->t.fd));
+	self->t.fd = -1;
+	EXPECT_EQ(0, aliases_left());
+	EXPECT_EQ(0, direct_map_has_pfn(pfn))
+		TH_LOG("a poisoned secret page went back to the direct map");
+	EXPECT_EQ(-EBUSY, hwpoison_inject(UNPOISON_PFN, pfn));
+	EXPECT_EQ(0, direct_map_has_pfn(pfn));
+}
+
 /* Canonical: VMLOAD sign-extends segment bases. */
 #define GS_SHADOW_SAVED		0x00005ec2e7001000ull
 #define GS_SHADOW_LOADED	0x00005ec2e7002000ull
@@ -708,7 +841,13 @@ TEST_F_TIMEOUT(secretmem, nested_vmrun_in_secret_slot, TIMEOUT)
 	EXPECT_GE(2, secret_costs.aliases);
 	EXPECT_GE(anon_costs.unpurged + 2, secret_costs.unpurged);
 	EXPECT_GE(anon_costs.flushes.all + 2, secret_costs.flushes.all);
-	EXPECT_GE(anon_costs.flushes.one + NESTED_RUNS / 100,
+	/*
+	 * A flush per eviction would be thousands; KFENCE adds a few: each
+	 * sampled object (about one per 100 ms of allocations, and the
+	 * secret run allocates an alias per eviction) is protected with a
+	 * single-page flush when it is freed.
+	 */
+	EXPECT_GE(anon_costs.flushes.one + NESTED_RUNS / 20,
 		  secret_costs.flushes.one);
 }
 
@@ -741,7 +880,13 @@ TEST_F_TIMEOUT(secretmem, nested_vmrun_rotating_vmcb12s, TIMEOUT)
 	EXPECT_LE(256, secret_costs.aliases);
 	EXPECT_GE(256 + 4, secret_costs.aliases);
 	EXPECT_GE(anon_costs.flushes.all + 16, secret_costs.flushes.all);
-	EXPECT_GE(anon_costs.flushes.one + NESTED_RUNS / 100,
+	/*
+	 * A flush per eviction would be thousands; KFENCE adds a few: each
+	 * sampled object (about one per 100 ms of allocations, and the
+	 * secret run allocates an alias per eviction) is protected with a
+	 * single-page flush when it is freed.
+	 */
+	EXPECT_GE(anon_costs.flushes.one + NESTED_RUNS / 20,
 		  secret_costs.flushes.one);
 }
 
