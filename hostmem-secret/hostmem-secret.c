@@ -57,6 +57,7 @@ static int secret_backend_memfd_secret(unsigned int flags)
 
 static int secret_backend_create_fd(Error **errp)
 {
+    ERRP_GUARD();
     unsigned int flags = 0;
     int fd;
 
@@ -96,6 +97,7 @@ static int secret_backend_create_fd(Error **errp)
  */
 static bool secret_backend_check_memlock(int fd, uint64_t size, Error **errp)
 {
+    ERRP_GUARD();
     g_autofree char *size_str = size_to_str(size);
     g_autofree char *limit_str = NULL;
     struct rlimit rl;
@@ -123,6 +125,7 @@ static bool secret_backend_check_memlock(int fd, uint64_t size, Error **errp)
 
 static bool secret_backend_check_size(uint64_t size, Error **errp)
 {
+    ERRP_GUARD();
     uint64_t pagesize = qemu_real_host_page_size();
     uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * pagesize;
     g_autofree char *size_str = size_to_str(size);
@@ -154,6 +157,7 @@ static bool secret_backend_check_size(uint64_t size, Error **errp)
 static bool secret_backend_refuse(const char *property, const char *value,
                                   const char *why, Error **errp)
 {
+    ERRP_GUARD();
     error_setg(errp, "memory-backend-secret: %s=%s is not supported",
                property, value);
     error_append_hint(errp, "%s; drop %s=%s.\n", why, property, value);
@@ -163,6 +167,7 @@ static bool secret_backend_refuse(const char *property, const char *value,
 static bool secret_backend_check_options(HostMemoryBackend *backend,
                                          Error **errp)
 {
+    ERRP_GUARD();
     if (!backend->share) {
         return secret_backend_refuse("share", "off", "Secret memory can "
                                      "only be mapped shared", errp);
@@ -199,6 +204,7 @@ static bool secret_backend_check_inherited(HostMemoryBackend *backend,
                                            const char *name, int fd,
                                            Error **errp)
 {
+    ERRP_GUARD();
     if (!qemu_ram_fd_is_secretmem(fd)) {
         error_setg(errp, "memory-backend-secret '%s' cannot take over the "
                    "old QEMU's memory: it is not secret memory", name);
@@ -250,17 +256,18 @@ secret_backend_memory_alloc(HostMemoryBackend *backend, Error **errp)
                              "size secret memory");
             goto err_close;
         }
-        cpr_save_fd(name, 0, fd);
     }
     /*
      * CPR hands the fds in its state to another process: the one at the
      * other end of the CPR channel, or cpr-exec-command.  Confidential
-     * memory's fd goes only if the user allowed it (cpr=on).
+     * memory's fd goes only if the user allowed it (cpr=on), and does not
+     * go on from a new QEMU that does not allow it.
      */
-    if (!secret->cpr && !secret->plaintext_export) {
-        cpr_delete_fd(name, 0);
-    } else {
+    if (secret->cpr || secret->plaintext_export) {
+        cpr_resave_fd(name, 0, fd);
         ram_flags |= RAM_CPR_FD_EXPORT;
+    } else {
+        cpr_delete_fd(name, 0);
     }
     if (!secret_backend_check_memlock(fd, backend->size, errp)) {
         goto err_delete;
@@ -308,6 +315,7 @@ typedef struct SecretTaskPolicy {
 static bool secret_backend_bind_task(HostMemoryBackend *backend,
                                      SecretTaskPolicy *saved, Error **errp)
 {
+    ERRP_GUARD();
     unsigned long lastbit = find_last_bit(backend->host_nodes, MAX_NODES);
     unsigned long maxnode = (lastbit + 1) % (MAX_NODES + 1);
     int mode = backend->policy;
@@ -406,7 +414,9 @@ static bool secret_backend_get_cpr(Object *obj, Error **errp)
 
 static void secret_backend_set_cpr(Object *obj, bool value, Error **errp)
 {
-    if (host_memory_backend_mr_inited(MEMORY_BACKEND(obj))) {
+    /* Setting the value it has changes nothing */
+    if (host_memory_backend_mr_inited(MEMORY_BACKEND(obj)) &&
+        value != MEMORY_BACKEND_SECRET(obj)->cpr) {
         error_setg(errp, "cannot change property value");
         return;
     }

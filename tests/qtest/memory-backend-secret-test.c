@@ -1218,27 +1218,135 @@ static void test_cpr_refused(void)
         } else {
             assert_generic_error(rsp);
             g_assert_cmpint(cpr_listener_secret_fds(listener), ==, -1);
-
-            /* cpr-exec: the program would inherit the fd */
-            qtest_qmp_assert_success(qts, "{ 'execute': "
-                                     "'migrate-set-parameters', "
-                                     "'arguments': { 'mode': 'cpr-exec', "
-                                     "'cpr-exec-command': "
-                                     "[ '/nonexistent/cpr-exec' ] } }");
-            assert_generic_error(qtest_qmp(qts, "{ 'execute': 'migrate', "
-                                 "'arguments': { 'channels': [ "
-                                 "{ 'channel-type': 'main', 'addr': "
-                                 "{ 'transport': 'file', 'filename': %s, "
-                                 "'offset': 0 } } ] } }", state));
         }
         qtest_quit(qts);
         close(listener);
         unlink(cpr_path);
+
+        /*
+         * cpr-exec: the program would inherit the fd.  With an opt-in the
+         * same request is accepted, and fails only when the exec does.
+         */
+        qts = qtest_initf("-nodefaults -machine pc,memory-backend=m0,"
+                          "aux-ram-share=on -m %" PRIu64 "M "
+                          "-object memory-backend-secret,id=m0,"
+                          "size=%" PRIu64 "M%s", RAM_SIZE / MiB,
+                          RAM_SIZE / MiB, opt_ins[i]);
+        qtest_qmp_assert_success(qts, "{ 'execute': "
+                                 "'migrate-set-parameters', "
+                                 "'arguments': { 'mode': 'cpr-exec', "
+                                 "'cpr-exec-command': "
+                                 "[ '/nonexistent/cpr-exec' ] } }");
+        rsp = qtest_qmp(qts, "{ 'execute': 'migrate', "
+                        "'arguments': { 'channels': [ "
+                        "{ 'channel-type': 'main', 'addr': "
+                        "{ 'transport': 'file', 'filename': %s, "
+                        "'offset': 0 } } ] } }", state);
+        if (i) {
+            g_assert(qdict_haskey(rsp, "return"));
+            qobject_unref(rsp);
+            g_free(wait_migration(qts));
+        } else {
+            assert_generic_error(rsp);
+        }
+        qtest_quit(qts);
         unlink(state);
     }
     rmdir(dir);
 }
 
+
+/*
+ * A backend that object-add created after start-up counts as much as the
+ * machine's RAM: without cpr=on, cpr-transfer is refused and the process
+ * listening on the CPR socket gets no connection; with cpr=on (the
+ * control) it gets the fds of both.  The added backend is not plugged.
+ */
+static void test_cpr_refused_added(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-cpradd-XXXXXX", NULL);
+    g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
+    g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
+    QTestState *qts;
+    QDict *props, *rsp;
+    int opt_in, listener;
+
+    if (skip_unless_lockable(RAM_SIZE + 4 * MiB)) {
+        return;
+    }
+    for (opt_in = 0; opt_in < 2; opt_in++) {
+        qts = qtest_initf("-nodefaults -machine pc,memory-backend=m0,"
+                          "aux-ram-share=on -m %" PRIu64 "M "
+                          "-object memory-backend-secret,id=m0,"
+                          "size=%" PRIu64 "M,cpr=on", RAM_SIZE / MiB,
+                          RAM_SIZE / MiB);
+        props = sized(4 * MiB);
+        qdict_put_str(props, "id", "m1");
+        qdict_put_bool(props, "cpr", opt_in);
+        qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', "
+                                 "'arguments': %p }", props);
+        listener = qtest_socket_server(cpr_path);
+        g_assert_cmpint(listener, >=, 0);
+        qtest_qmp_assert_success(qts, "{ 'execute': "
+                                 "'migrate-set-parameters', 'arguments': "
+                                 "{ 'mode': 'cpr-transfer' } }");
+        rsp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': {"
+                        " 'channels': ["
+                        "  { 'channel-type': 'main', 'addr': {"
+                        "    'transport': 'socket', 'type': 'unix',"
+                        "    'path': %s } },"
+                        "  { 'channel-type': 'cpr', 'addr': {"
+                        "    'transport': 'socket', 'type': 'unix',"
+                        "    'path': %s } } ] } }", mig_path, cpr_path);
+        if (opt_in) {
+            g_assert(qdict_haskey(rsp, "return"));
+            qobject_unref(rsp);
+            g_assert_cmpint(cpr_listener_secret_fds(listener), ==, 2);
+        } else {
+            assert_generic_error(rsp);
+            g_assert_cmpint(cpr_listener_secret_fds(listener), ==, -1);
+        }
+        qtest_quit(qts);
+        close(listener);
+        unlink(cpr_path);
+    }
+    rmdir(dir);
+}
+
+/*
+ * cpr is fixed once the memory is allocated: qom-set of the other value
+ * is refused and qom-get still returns the value it was created with;
+ * setting the same value again (the control) changes nothing, and is
+ * allowed.
+ */
+static void test_cpr_property_fixed(void)
+{
+    static const char *const paths[] = { "/objects/s0", "/objects/s1" };
+    QTestState *qts;
+    QDict *props;
+    int i;
+
+    if (skip_unless_lockable(8 * MiB)) {
+        return;
+    }
+    qts = qtest_init("-machine none");
+    for (i = 0; i < ARRAY_SIZE(paths); i++) {
+        props = sized(4 * MiB);
+        qdict_put_str(props, "id", paths[i] + strlen("/objects/"));
+        qdict_put_bool(props, "cpr", i);
+        qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', "
+                                 "'arguments': %p }", props);
+        g_assert_cmpint(qom_get_bool(qts, paths[i], "cpr"), ==, i);
+        assert_generic_error(qom_set_bool(qts, paths[i], "cpr", !i));
+        g_assert_cmpint(qom_get_bool(qts, paths[i], "cpr"), ==, i);
+        qtest_qmp_assert_success(qts, "{ 'execute': 'qom-set', "
+                                 "'arguments': { 'path': %s, "
+                                 "'property': 'cpr', 'value': %i } }",
+                                 paths[i], i);
+        g_assert_cmpint(qom_get_bool(qts, paths[i], "cpr"), ==, i);
+    }
+    qtest_quit(qts);
+}
 
 /*
  * The new QEMU must map the memory with the backend type that created it:
@@ -1930,6 +2038,37 @@ static bool set_parameter(QTestState *qts, const char *key, const char *val)
 }
 
 /*
+ * cpr-reboot hands no fd to another process: over TLS it needs no cpr=on.
+ * The same migration with cpr=on is the control.  Nothing listens on the
+ * socket, so the migration fails after it started.
+ */
+static void test_cpr_reboot_tls(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("secret-cprreb-XXXXXX", NULL);
+    g_autofree char *sock = g_build_filename(dir, "mig.sock", NULL);
+    g_autofree char *uri = g_strdup_printf("{ 'uri': 'unix:%s' }", sock);
+    g_autofree char *client = tls_psk_args(dir, "client");
+    QTestState *qts;
+    int cpr;
+
+    if (skip_unless_lockable(RAM_SIZE)) {
+        return;
+    }
+    for (cpr = 0; cpr < 2; cpr++) {
+        g_autofree char *extra = g_strconcat(cpr ? ",cpr=on" : "", client,
+                                             NULL);
+
+        qts = start_plaintext_vm(false, extra);
+        set_tls_creds(qts);
+        g_assert(set_parameter(qts, "mode", "cpr-reboot"));
+        g_assert(qmp_succeeds(qts, "migrate", uri));
+        g_free(wait_migration(qts));
+        qtest_quit(qts);
+    }
+    remove_tls_dir(dir);
+}
+
+/*
  * While a cpr-transfer migration waits for the destination to hang up its
  * CPR channel, mode cannot change (back to normal, the source would send
  * RAM on the main channel, which cpr-transfer let through without TLS),
@@ -2494,9 +2633,11 @@ out:
 /*
  * cpr-exec: QEMU execs the new QEMU, which inherits the secret memory's
  * file descriptor and reads back what the old one wrote; the state file
- * holds no RAM.
+ * holds no RAM.  With @add_late, a cpr=on backend object-added after
+ * migrate wrote the CPR state (while the migration waits before
+ * switchover) is not in that state: its fd must not survive the exec.
  */
-static void test_cpr_exec(void)
+static void cpr_exec(bool add_late)
 {
     g_autofree char *dir = g_dir_make_tmp("secret-cprexec-XXXXXX", NULL);
     g_autofree char *state = g_build_filename(dir, "state", NULL);
@@ -2537,7 +2678,9 @@ static void test_cpr_exec(void)
                              "'arguments': %p }", params);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-capabilities', "
                              "'arguments': { 'capabilities': [ "
-                             "{ 'capability': 'events', 'state': true } ] } }");
+                             "{ 'capability': 'events', 'state': true }, "
+                             "{ 'capability': 'pause-before-switchover', "
+                             "'state': %i } ] } }", add_late);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'channels': [ { 'channel-type': 'main', "
                              "'addr': { 'transport': 'file', "
@@ -2546,11 +2689,25 @@ static void test_cpr_exec(void)
         rsp = qtest_qmp_eventwait_ref(src, "MIGRATION");
         status = qdict_get_str(qdict_get_qdict(rsp, "data"), "status");
         g_assert_cmpstr(status, !=, "failed");
+        if (!strcmp(status, "pre-switchover")) {
+            QDict *props = sized(4 * MiB);
+
+            qdict_put_str(props, "id", "m1");
+            qdict_put_bool(props, "cpr", true);
+            qtest_qmp_assert_success(src, "{ 'execute': 'object-add', "
+                                     "'arguments': %p }", props);
+            g_assert_cmpint(count_secret_fds(qtest_pid(src)), ==, 2);
+            qtest_qmp_assert_success(src, "{ 'execute': "
+                                     "'migrate-continue', 'arguments': "
+                                     "{ 'state': 'pre-switchover' } }");
+        }
         i = strcmp(status, "completed");
         qobject_unref(rsp);
     } while (i);
 
     dst = qtest_init_after_exec(src);
+    /* The old QEMU's m0 only: m1 was not in the CPR state */
+    g_assert_cmpint(count_secret_fds(qtest_pid(dst)), ==, 1);
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming', "
                              "'arguments': { 'channels': [ "
                              "{ 'channel-type': 'main', 'addr': "
@@ -2563,6 +2720,16 @@ static void test_cpr_exec(void)
     qtest_quit(src);
     unlink(state);
     rmdir(dir);
+}
+
+static void test_cpr_exec(void)
+{
+    cpr_exec(false);
+}
+
+static void test_cpr_exec_added_late(void)
+{
+    cpr_exec(true);
 }
 
 /* The pc machine's PIIX IDE controller: task file and bus-master DMA. */
@@ -2842,6 +3009,10 @@ static void add_tests(void)
                    test_virtio_mem_refused);
     qtest_add_func("/memory-backend-secret/cpr-transfer", test_cpr_transfer);
     qtest_add_func("/memory-backend-secret/fd/cpr-refused", test_cpr_refused);
+    qtest_add_func("/memory-backend-secret/fd/cpr-refused-added",
+                   test_cpr_refused_added);
+    qtest_add_func("/memory-backend-secret/errors/cpr-fixed",
+                   test_cpr_property_fixed);
     qtest_add_func("/memory-backend-secret/fd/cpr-bad-plaintext-name",
                    test_cpr_bad_plaintext_name);
     qtest_add_func("/memory-backend-secret/fd/cpr-plaintext-from-old",
@@ -2853,6 +3024,8 @@ static void add_tests(void)
     qtest_add_func("/memory-backend-secret/fd/file-backend",
                    test_fd_file_backend);
     qtest_add_func("/memory-backend-secret/cpr-exec", test_cpr_exec);
+    qtest_add_func("/memory-backend-secret/fd/cpr-exec-added-late",
+                   test_cpr_exec_added_late);
     qtest_add_func("/memory-backend-secret/plaintext/monitor",
                    test_plaintext_monitor);
     qtest_add_func("/memory-backend-secret/plaintext/debug-reads",
@@ -2872,6 +3045,8 @@ static void add_tests(void)
                    test_plaintext_cpr_parameters);
     qtest_add_func("/memory-backend-secret/plaintext/tls-verify-peer-fixed",
                    test_tls_verify_peer_fixed);
+    qtest_add_func("/memory-backend-secret/plaintext/cpr-reboot-tls",
+                   test_cpr_reboot_tls);
 #endif
     qtest_add_func("/memory-backend-secret/plaintext/unused-backend",
                    test_plaintext_unused_backend);
