@@ -404,12 +404,9 @@ static void request_clock_update(struct kvm_vm *vm)
 	vm_ioctl(vm, KVM_SET_CLOCK, &clock);
 }
 
-/*
- * Delete memslot SLOT, unmap and close its secret file, and add new secret
- * memory at the same address.
- */
-static void replace_slot_memory(struct __test_metadata *_metadata,
-				struct secret_vm *t)
+/* Delete memslot SLOT and unmap and close its secret file; the VM lives on. */
+static void drop_slot_and_file(struct __test_metadata *_metadata,
+			       struct secret_vm *t)
 {
 	ASSERT_EQ(0, __vm_set_user_memory_region(t->vm, SLOT, 0, MEM_GPA, 0,
 						 NULL));
@@ -417,6 +414,16 @@ static void replace_slot_memory(struct __test_metadata *_metadata,
 	t->mem = NULL;
 	ASSERT_EQ(0, close(t->fd));
 	t->fd = -1;
+}
+
+/*
+ * Delete memslot SLOT, unmap and close its secret file, and add new secret
+ * memory at the same address.
+ */
+static void replace_slot_memory(struct __test_metadata *_metadata,
+				struct secret_vm *t)
+{
+	drop_slot_and_file(_metadata, t);
 	t->mem = secret_map(SECRETMEM_ALLOW_KVM, MEM_SIZE, &t->fd);
 	ASSERT_NE(MAP_FAILED, t->mem);
 	vm_set_user_memory_region(t->vm, SLOT, 0, MEM_GPA, MEM_SIZE, t->mem);
@@ -504,12 +511,7 @@ TEST_F_TIMEOUT(secretmem, kvmclock_alias_gone_with_slot, TIMEOUT)
 		SKIP(return, "/proc/vmallocinfo: %s", strerror(errno));
 	vm_with_kvmclock_alias(_metadata, &self->t);
 
-	ASSERT_EQ(0, __vm_set_user_memory_region(self->t.vm, SLOT, 0, MEM_GPA,
-						 0, NULL));
-	ASSERT_EQ(0, munmap(self->t.mem, MEM_SIZE));
-	self->t.mem = NULL;
-	ASSERT_EQ(0, close(self->t.fd));
-	self->t.fd = -1;
+	drop_slot_and_file(_metadata, &self->t);
 	EXPECT_EQ(0, aliases_left())
 		TH_LOG("a kernel alias outlived its slot and file in a live VM");
 }
@@ -633,12 +635,7 @@ TEST_F_TIMEOUT(secretmem, poisoned_kvmclock_page_stays_unmapped, TIMEOUT)
 
 	ASSERT_EQ(-EBUSY, hwpoison_inject(CORRUPT_PFN, pfn));
 	ASSERT_TRUE(pfn_poisoned(pfn));
-	ASSERT_EQ(0, __vm_set_user_memory_region(self->t.vm, SLOT, 0, MEM_GPA,
-						 0, NULL));
-	ASSERT_EQ(0, munmap(self->t.mem, MEM_SIZE));
-	self->t.mem = NULL;
-	ASSERT_EQ(0, close(self->t.fd));
-	self->t.fd = -1;
+	drop_slot_and_file(_metadata, &self->t);
 	EXPECT_EQ(0, aliases_left());
 	EXPECT_EQ(0, direct_map_has_pfn(pfn))
 		TH_LOG("a poisoned secret page went back to the direct map");
