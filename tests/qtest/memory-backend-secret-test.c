@@ -754,6 +754,17 @@ static bool qom_get_bool(QTestState *qts, const char *path,
     return value;
 }
 
+/* Assert that @rsp is a success, with QEMU's error in the log if not. */
+static void assert_success(QDict *rsp)
+{
+    if (qdict_haskey(rsp, "error")) {
+        g_test_message("unexpected error: %s",
+                       qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+    }
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+}
+
 /*
  * merge and dump, refused at creation, cannot be switched on later either;
  * on memory-backend-memfd (the control) the same qom-set succeeds.
@@ -785,8 +796,7 @@ static void test_live_properties(void)
         g_assert(!qom_get_bool(qts, "/objects/s0", props[i]));
 
         rsp = qom_set_bool(qts, "/objects/f0", props[i], true);
-        g_assert(qdict_haskey(rsp, "return"));
-        qobject_unref(rsp);
+        assert_success(rsp);
         g_assert(qom_get_bool(qts, "/objects/f0", props[i]));
     }
     qtest_quit(qts);
@@ -1017,6 +1027,25 @@ static bool process_exited(pid_t pid)
 static const char *cpr_src_env;
 
 /*
+ * Ask @qts for cpr-transfer, its main channel on @mig_path and its CPR
+ * channel on @cpr_path (UNIX sockets); returns QEMU's reply.
+ */
+static QDict *migrate_cpr_transfer(QTestState *qts, const char *mig_path,
+                                   const char *cpr_path)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters', "
+                             "'arguments': { 'mode': 'cpr-transfer' } }");
+    return qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': {"
+                     " 'channels': ["
+                     "  { 'channel-type': 'main', 'addr': {"
+                     "    'transport': 'socket', 'type': 'unix',"
+                     "    'path': %s } },"
+                     "  { 'channel-type': 'cpr', 'addr': {"
+                     "    'transport': 'socket', 'type': 'unix',"
+                     "    'path': %s } } ] } }", mig_path, cpr_path);
+}
+
+/*
  * cpr-transfer from a VM whose RAM is @src_obj to a new QEMU whose RAM is
  * @dst_obj (-object arguments for id m0): whether the new QEMU took the
  * guest over, with the words its RAM held.  A new QEMU that refuses the
@@ -1035,6 +1064,7 @@ static bool cpr_transfer_to(const char *src_obj, const char *dst_obj,
     g_autofree uint64_t *words = g_new(uint64_t, RAM_SIZE / (4 * MiB));
     gint64 deadline;
     QTestState *src, *dst;
+    QDict *rsp;
     int cpr_fd;
     bool ok;
 
@@ -1055,17 +1085,8 @@ static bool cpr_transfer_to(const char *src_obj, const char *dst_obj,
                                RAM_SIZE / MiB, cpr_fd, mig_path);
     dst = qtest_init_ext(NULL, dst_args, NULL, false);
 
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters', "
-                             "'arguments': { 'mode': 'cpr-transfer' } }");
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate', 'arguments': {"
-                             " 'channels': ["
-                             "  { 'channel-type': 'main', 'addr': {"
-                             "    'transport': 'socket', 'type': 'unix',"
-                             "    'path': %s } },"
-                             "  { 'channel-type': 'cpr', 'addr': {"
-                             "    'transport': 'socket', 'type': 'unix',"
-                             "    'path': %s } } ] } }",
-                             mig_path, cpr_path);
+    rsp = migrate_cpr_transfer(src, mig_path, cpr_path);
+    assert_success(rsp);
     status = wait_migration(src);
     ok = !strcmp(status, "completed");
     if (ok) {
@@ -1170,6 +1191,33 @@ static int cpr_listener_secret_fds(int listener)
 }
 
 /*
+ * Ask @qts for cpr-transfer to sockets in @dir; QEMU must accept the
+ * command exactly when @accepted.  Returns what a process listening on
+ * the CPR socket got, as cpr_listener_secret_fds() counts it.
+ */
+static int cpr_transfer_listener_fds(QTestState *qts, const char *dir,
+                                     bool accepted)
+{
+    g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
+    g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
+    int listener = qtest_socket_server(cpr_path);
+    QDict *rsp;
+    int fds;
+
+    g_assert_cmpint(listener, >=, 0);
+    rsp = migrate_cpr_transfer(qts, mig_path, cpr_path);
+    if (accepted) {
+        assert_success(rsp);
+    } else {
+        assert_generic_error(rsp);
+    }
+    fds = cpr_listener_secret_fds(listener);
+    close(listener);
+    unlink(cpr_path);
+    return fds;
+}
+
+/*
  * cpr-transfer and cpr-exec hand the memory's file descriptor to another
  * process: whatever accepts the CPR channel, or runs as cpr-exec-command,
  * both chosen over QMP.  Without cpr=on or plaintext-export=on both are
@@ -1182,12 +1230,10 @@ static void test_cpr_refused(void)
         "", ",cpr=on", ",plaintext-export=on"
     };
     g_autofree char *dir = g_dir_make_tmp("secret-cprref-XXXXXX", NULL);
-    g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
-    g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
     g_autofree char *state = g_build_filename(dir, "state", NULL);
     QTestState *qts;
     QDict *rsp;
-    int i, listener;
+    int i;
 
     if (skip_unless_lockable(RAM_SIZE)) {
         return;
@@ -1198,30 +1244,9 @@ static void test_cpr_refused(void)
                           "-object memory-backend-secret,id=m0,"
                           "size=%" PRIu64 "M%s", RAM_SIZE / MiB,
                           RAM_SIZE / MiB, opt_ins[i]);
-        listener = qtest_socket_server(cpr_path);
-        g_assert_cmpint(listener, >=, 0);
-        qtest_qmp_assert_success(qts, "{ 'execute': "
-                                 "'migrate-set-parameters', 'arguments': "
-                                 "{ 'mode': 'cpr-transfer' } }");
-        rsp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': {"
-                        " 'channels': ["
-                        "  { 'channel-type': 'main', 'addr': {"
-                        "    'transport': 'socket', 'type': 'unix',"
-                        "    'path': %s } },"
-                        "  { 'channel-type': 'cpr', 'addr': {"
-                        "    'transport': 'socket', 'type': 'unix',"
-                        "    'path': %s } } ] } }", mig_path, cpr_path);
-        if (i) {
-            g_assert(qdict_haskey(rsp, "return"));
-            qobject_unref(rsp);
-            g_assert_cmpint(cpr_listener_secret_fds(listener), ==, 1);
-        } else {
-            assert_generic_error(rsp);
-            g_assert_cmpint(cpr_listener_secret_fds(listener), ==, -1);
-        }
+        g_assert_cmpint(cpr_transfer_listener_fds(qts, dir, i), ==,
+                        i ? 1 : -1);
         qtest_quit(qts);
-        close(listener);
-        unlink(cpr_path);
 
         /*
          * cpr-exec: the program would inherit the fd.  With an opt-in the
@@ -1243,8 +1268,7 @@ static void test_cpr_refused(void)
                         "{ 'transport': 'file', 'filename': %s, "
                         "'offset': 0 } } ] } }", state);
         if (i) {
-            g_assert(qdict_haskey(rsp, "return"));
-            qobject_unref(rsp);
+            assert_success(rsp);
             g_free(wait_migration(qts));
         } else {
             assert_generic_error(rsp);
@@ -1265,11 +1289,9 @@ static void test_cpr_refused(void)
 static void test_cpr_refused_added(void)
 {
     g_autofree char *dir = g_dir_make_tmp("secret-cpradd-XXXXXX", NULL);
-    g_autofree char *cpr_path = g_build_filename(dir, "cpr.sock", NULL);
-    g_autofree char *mig_path = g_build_filename(dir, "mig.sock", NULL);
     QTestState *qts;
-    QDict *props, *rsp;
-    int opt_in, listener;
+    QDict *props;
+    int opt_in;
 
     if (skip_unless_lockable(RAM_SIZE + 4 * MiB)) {
         return;
@@ -1285,30 +1307,9 @@ static void test_cpr_refused_added(void)
         qdict_put_bool(props, "cpr", opt_in);
         qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', "
                                  "'arguments': %p }", props);
-        listener = qtest_socket_server(cpr_path);
-        g_assert_cmpint(listener, >=, 0);
-        qtest_qmp_assert_success(qts, "{ 'execute': "
-                                 "'migrate-set-parameters', 'arguments': "
-                                 "{ 'mode': 'cpr-transfer' } }");
-        rsp = qtest_qmp(qts, "{ 'execute': 'migrate', 'arguments': {"
-                        " 'channels': ["
-                        "  { 'channel-type': 'main', 'addr': {"
-                        "    'transport': 'socket', 'type': 'unix',"
-                        "    'path': %s } },"
-                        "  { 'channel-type': 'cpr', 'addr': {"
-                        "    'transport': 'socket', 'type': 'unix',"
-                        "    'path': %s } } ] } }", mig_path, cpr_path);
-        if (opt_in) {
-            g_assert(qdict_haskey(rsp, "return"));
-            qobject_unref(rsp);
-            g_assert_cmpint(cpr_listener_secret_fds(listener), ==, 2);
-        } else {
-            assert_generic_error(rsp);
-            g_assert_cmpint(cpr_listener_secret_fds(listener), ==, -1);
-        }
+        g_assert_cmpint(cpr_transfer_listener_fds(qts, dir, opt_in), ==,
+                        opt_in ? 2 : -1);
         qtest_quit(qts);
-        close(listener);
-        unlink(cpr_path);
     }
     rmdir(dir);
 }
@@ -2191,8 +2192,7 @@ static void test_tls_verify_peer_fixed(void)
     g_assert(qom_get_bool(qts, "/objects/tls0", "verify-peer"));
     /* Setting the same value again changes nothing: allowed */
     rsp = qom_set_bool(qts, "/objects/tls0", "verify-peer", true);
-    g_assert(qdict_haskey(rsp, "return"));
-    qobject_unref(rsp);
+    assert_success(rsp);
     /* dir, which a reload reads again, is fixed too */
     assert_generic_error(qtest_qmp(qts, "{ 'execute': 'qom-set', "
                                    "'arguments': { 'path': '/objects/tls0', "
