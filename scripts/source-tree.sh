@@ -25,6 +25,10 @@ LINUX_SOURCE="7.1.8-2 linux_7.1.8.orig.tar.xz 47f9ce629bc14dd96c16a6a6a8cae4f7f3
 # libvirt: the newest version whose source the mirror serves (trixie's; the
 # .dsc files answer 404, sid's 12.x files too), so only the orig tarball.
 LIBVIRT_SOURCE="11.3.0 libvirt_11.3.0.orig.tar.xz 6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283"
+# Debian's packaging of that tarball (trixie's; scripts/build-packages), the
+# hash from trixie's Sources index: the debian.tar.xz is served, its .dsc
+# is not.
+LIBVIRT_DEBIAN="11.3.0-3+deb13u3 libvirt_11.3.0-3+deb13u3.debian.tar.xz ec073ef64c50ab8732d7a3887a73500d9ebcbc87b1e927d4ec69ea5c58539325"
 QEMU_SERIES=$SECRETVM_TOP/qemu-patches/series
 LINUX_SERIES=$SECRETVM_TOP/kernel/patches/series
 LIBVIRT_SERIES=$SECRETVM_TOP/libvirt-patches/series
@@ -40,23 +44,25 @@ fetch_file() {
 	/usr/lib/apt/apt-helper download-file "$1" "$dest" "SHA256:$3" >&2
 }
 
-# fetch_source qemu|linux|libvirt: fetch the best pinned source the mirror
-# serves and print its path (QEMU: the .dsc, whose files dpkg-source checks).
+# fetch_source qemu|linux|libvirt|libvirt-debian: fetch the best pinned
+# source the mirror serves and print its path (QEMU: the .dsc, whose files
+# dpkg-source checks).
 fetch_source() {
 	local c ver file pin uri name size sum pool
 
 	case $1 in
-	linux | libvirt)
-		if [ "$1" = linux ]; then
-			read -r ver file pin <<<"$LINUX_SOURCE"
-		else
-			read -r ver file pin <<<"$LIBVIRT_SOURCE"
-		fi
+	linux | libvirt | libvirt-debian)
+		case $1 in
+		linux) read -r ver file pin <<<"$LINUX_SOURCE" ;;
+		libvirt) read -r ver file pin <<<"$LIBVIRT_SOURCE" ;;
+		libvirt-debian) read -r ver file pin <<<"$LIBVIRT_DEBIAN" ;;
+		esac
+		name=${1%-debian}
 		# Debian's pool: lib* packages under their first four letters.
-		pool=${1:0:1}
-		[[ $1 != lib* ]] || pool=${1:0:4}
-		fetch_file "http://deb.debian.org/debian/pool/main/$pool/$1/$file" "$file" "$pin" ||
-			die "cannot fetch the $1 $ver orig tarball"
+		pool=${name:0:1}
+		[[ $name != lib* ]] || pool=${name:0:4}
+		fetch_file "http://deb.debian.org/debian/pool/main/$pool/$name/$file" "$file" "$pin" ||
+			die "cannot fetch $file ($1 $ver)"
 		echo "$SECRETVM_CACHE/src/$file"
 		return
 		;;
