@@ -1,0 +1,179 @@
+#!/bin/bash
+# Runs in the installed system of scripts/run-installed (Debian 12 with our
+# packages, booted from its own /boot with systemd), at each boot, from
+# secretvm-installed-test.service, as a user of the system libvirt would:
+# virt-install and virsh on qemu:///system, with Debian's socket-activated
+# libvirtd.  Writes flat TAP to /var/lib/secretvm-test/bootN.tap, which
+# scripts/run-installed reads from the disk image afterwards.
+#
+# Boot 1:
+#   - virt-host-validate qemu passes memfd_secret and KVM_CAP_SECRETMEM;
+#   - virt-install (Debian's virtinst) creates and starts the marker guest
+#     with --memorybacking source.type=secretmem, 256 MiB, KVM, autostart;
+#     its QEMU runs as libvirt-qemu with RLIMIT_MEMLOCK = the guest's RAM,
+#     which libvirtd could raise only with its unit's capabilities;
+#   - the host read probes (tests/e2e/host-read-probe: /proc/PID/mem,
+#     process_vm_readv, ptrace, gcore's core dump; kcore-scan: the direct
+#     map) find nothing of the guest's marker, with the errno expected;
+#   - the same guest on memfd, the positive control: every probe finds the
+#     marker;
+#   - then reboot.
+# Boot 2:
+#   - the secretmem guest, set to autostart, runs again, and the probes
+#     still find nothing;
+#   - virsh shutdown ends it (ACPI), the domain is shut off;
+#   - apt-get purge of our packages succeeds and leaves none of their
+#     files, units or users (the list taken before the purge);
+#   - then power off.
+set -uo pipefail
+HERE=/usr/local/lib/secretvm-test
+STATE=/var/lib/secretvm-test
+. "$HERE/ktap.sh"
+
+RAM_MIB=256
+READY_TIMEOUT=300
+PROBE_TIMEOUT=600
+SHUTDOWN_TIMEOUT=120
+SERIAL_DIR=/var/log/libvirt/qemu
+
+boot=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
+echo $boot >"$STATE/boots"
+exec >"$STATE/boot$boot.tap" 2>&1
+export LIBVIRT_DEFAULT_URI=qemu:///system
+
+# guest_up NAME: the domain's QEMU pid, once its marker guest said READY
+# on its serial file; sets pid and marker, or fails.
+guest_up() {
+	local serial=$SERIAL_DIR/$1.serial deadline=$((SECONDS + READY_TIMEOUT))
+
+	pid="" marker=""
+	while ! grep -q '^READY' "$serial" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			ktap_test_fail "$1: the marker guest said READY (see $serial)"
+			return 1
+		fi
+		sleep 1
+	done
+	pid=$(cat "/run/libvirt/qemu/$1.pid")
+	marker=$(sed -n 's/^MARKER \([0-9a-f]\{64\}\).*/\1/p' "$serial" | tail -n1)
+	if [ ${#marker} != 64 ]; then
+		ktap_test_fail "$1: the marker guest printed no marker (see $serial)"
+		return 1
+	fi
+	ktap_test_pass "$1: the marker guest said READY, QEMU pid $pid"
+}
+
+# install_guest NAME SOURCE [VIRT-INSTALL-ARGS...]: the marker guest on
+# SOURCE memory, made by virt-install, started, and its marker read.
+install_guest() {
+	local name=$1 source=$2
+	shift 2
+
+	ktap_test_result "$name: virt-install --memorybacking source.type=$source" \
+		virt-install --name "$name" --virt-type kvm --machine pc \
+		--memory "$RAM_MIB" --vcpus 1 --memorybacking "source.type=$source" \
+		--boot kernel=/var/lib/libvirt/boot/secretvm-marker.elf --osinfo generic --import \
+		--disk none --network none --graphics none --controller usb,model=none \
+		--serial "file,path=$SERIAL_DIR/$name.serial" --noautoconsole "$@" &&
+		guest_up "$name"
+}
+
+# probes NAME EXPECT: the host read probes on the guest's QEMU.
+probes() {
+	ktap_include "$1: " timeout "$PROBE_TIMEOUT" "$HERE/host-read-probe" --expect "$2" "$pid" "$marker"
+	ktap_include "$1: " timeout "$PROBE_TIMEOUT" "$HERE/kcore-scan" --expect "$2" "$marker"
+}
+
+# validate_passes CHECK: virt-host-validate qemu says PASS for CHECK.
+validate_passes() {
+	virt-host-validate qemu 2>&1 | tee /dev/stderr | grep -F "$1" | grep -q ': PASS'
+}
+
+# memlock_is PID KIB: the process's RLIMIT_MEMLOCK (soft) is KIB.
+memlock_is() {
+	local limit
+
+	limit=$(awk '/^Max locked memory/ { print $4 / 1024 }' "/proc/$1/limits")
+	echo "RLIMIT_MEMLOCK of $1: $limit KiB"
+	[ "$limit" = "$2" ]
+}
+
+# runs_as PID USER
+runs_as() {
+	ps -o user= -p "$1" | tee /dev/stderr | grep -qx "$2"
+}
+
+# shut_off NAME: virsh shutdown, then the domain reaches "shut off".
+shut_off() {
+	local deadline=$((SECONDS + SHUTDOWN_TIMEOUT))
+
+	virsh shutdown "$1" || return 1
+	until virsh domstate "$1" | grep -qx 'shut off'; do
+		[ $SECONDS -lt $deadline ] || { virsh domstate "$1"; return 1; }
+		sleep 1
+	done
+}
+
+# purged: apt-get purge of our packages; none of their files, units or
+# users is left (the file list was saved before).
+purged() {
+	local left
+
+	apt-get purge -y -q $(cat "$STATE/packages") || return 1
+	left=$(while read -r f; do [ ! -e "$f" ] || [ -d "$f" ] || echo "$f"; done <"$STATE/files")
+	[ -z "$left" ] || { echo "left: $left"; return 1; }
+	! getent passwd libvirt-qemu || { echo "the libvirt-qemu user is left"; return 1; }
+	! ls /etc/systemd/system/*.wants/libvirt* /etc/systemd/system/sockets.target.wants/libvirt* \
+		/etc/systemd/system/sockets.target.wants/virt* 2>/dev/null | grep . ||
+		{ echo "unit links are left"; return 1; }
+}
+
+ktap_print_header
+ktap_print_msg "boot $boot of $(uname -r)"
+case $boot in
+1)
+	ktap_test_result "virt-host-validate: memfd_secret passes" validate_passes 'memfd_secret'
+	ktap_test_result "virt-host-validate: KVM can map secret memory passes" \
+		validate_passes 'KVM can map secret memory'
+	if install_guest secret secretmem --autostart; then
+		ktap_test_result "secret: QEMU runs as libvirt-qemu" runs_as "$pid" libvirt-qemu
+		ktap_test_result "secret: QEMU's RLIMIT_MEMLOCK is the guest's RAM" \
+			memlock_is "$pid" $((RAM_MIB * 1024))
+		probes secret absent
+		echo "$marker" >"$STATE/secret.marker"
+	fi
+	# The control needs shared memfd, and guest RAM in QEMU's core dumps,
+	# which libvirt leaves out by default.
+	if install_guest control memfd --memorybacking access.mode=shared \
+		--xml ./memory/@dumpCore=on; then
+		probes control found
+	fi
+	virsh destroy control >/dev/null 2>&1
+	virsh undefine control >/dev/null 2>&1
+	# What purge must remove, listed while the packages are installed.
+	xargs -a "$STATE/packages" dpkg -L >"$STATE/files"
+	next=reboot
+	;;
+2)
+	if [ "$(virsh domstate secret 2>&1)" = running ]; then
+		ktap_test_pass "secret: autostarted after the reboot"
+		if guest_up secret; then
+			probes secret absent
+		fi
+		ktap_test_result "secret: virsh shutdown ends it" shut_off secret
+	else
+		ktap_test_fail "secret: autostarted after the reboot ($(virsh domstate secret 2>&1))"
+	fi
+	virsh undefine secret >/dev/null 2>&1
+	ktap_test_result "apt-get purge leaves none of our files, units or users" purged
+	next=poweroff
+	;;
+*)
+	ktap_print_msg "boot $boot: nothing left to test"
+	next=poweroff
+	;;
+esac
+echo "1..$KTAP_TESTNO"
+echo "# Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL skip:$KTAP_CNT_SKIP"
+sync
+systemctl --no-block "$next"
