@@ -2,7 +2,7 @@
 /*
  * Multiboot v1 entry: QEMU's -kernel loader jumps here in 32-bit protected
  * mode, paging off, interrupts off.  Set up a stack, run guest_main(), and
- * then halt forever.
+ * then halt forever.  pic_irq_entry is power.c's interrupt handler.
  */
 
 #define MULTIBOOT_MAGIC	0x1badb002
@@ -25,6 +25,22 @@ halt_forever:
 	cli
 	hlt
 	jmp	halt_forever
+
+/*
+ * An 8259 IRQ: a non-specific EOI to both PICs, then back to the
+ * interrupted code with IF clear in the EFLAGS that iret restores, so
+ * that a level-triggered IRQ still raised cannot fire again before the
+ * code looks at its cause.
+ */
+	.globl pic_irq_entry
+pic_irq_entry:
+	push	%eax
+	mov	$0x20, %al
+	out	%al, $0xa0
+	out	%al, $0x20
+	andl	$~0x200, 12(%esp)
+	pop	%eax
+	iret
 
 	.bss
 	.align 16

@@ -7,8 +7,11 @@
  *   MARKER <64 hex digits>
  *   GUEST-READBACK ok|FAIL <bad pages>
  *   READY
+ *
+ * then wait for the ACPI power button and power off (power.c).
  */
 #include <stdint.h>
+#include "power.h"
 #include "random.h"
 #include "serial.h"
 
@@ -80,4 +83,5 @@ void guest_main(void)
 		serial_puts("\nGUEST-READBACK ok");
 	}
 	serial_puts("\nREADY\n");
+	power_off_on_button();
 }
