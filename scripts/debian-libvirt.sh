@@ -35,7 +35,8 @@ libvirt_deb_dir() {
 	mapfile -t patches < <(series_patches "$LIBVIRT_SERIES")
 	echo "$SECRETVM_CACHE/deb/libvirt_${LIBVIRT_DEBIAN%% *}-$(content_key \
 		"$LIBVIRT_SOURCE $LIBVIRT_DEBIAN $LIBVIRT_TRIMMED" "$LIBVIRT_SERIES" \
-		"${patches[@]}" "$SECRETVM_TOP/scripts/debian-libvirt.sh")"
+		"${patches[@]}" "$SECRETVM_TOP/scripts/debian-libvirt.sh" \
+		"$SECRETVM_TOP/scripts/build-packages")"
 }
 
 # libvirt_prepare: the orig tarball with Debian's debian/, our series in its
@@ -49,6 +50,7 @@ libvirt_prepare() {
 	orig=$(fetch_source libvirt)
 	debian=$(fetch_source libvirt-debian)
 	lock_tree "$dir"
+	[ -f "$dir/.prepared" ] && { echo "$src"; return 0; }
 	log "preparing the libvirt package source in $src"
 	rm -rf "$src"
 	mkdir -p "$src"
@@ -82,6 +84,7 @@ libvirt_debs() {
 	dir=${src%/libvirt}
 	[ -f "$dir/debs/.done" ] && { echo "$dir/debs"; return 0; }
 	lock_tree "$dir"
+	[ -f "$dir/debs/.done" ] && { echo "$dir/debs"; return 0; }
 	log "building the libvirt packages in $src (dpkg-buildpackage)"
 	# -b, not -B: the network and nwfilter configurations are arch: all.
 	(cd "$src" && PATH=/usr/lib/ccache:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -43,7 +43,7 @@ qemu_deb_dir() {
 	echo "$SECRETVM_CACHE/deb/$(basename "$dsc" .dsc)-$(content_key \
 		"$(basename "$dsc") $QEMU_PROFILES $(qemu_rules_args)" \
 		"$QEMU_SERIES" "${patches[@]}" "${files[@]/#/$SECRETVM_TOP/}" \
-		"$SECRETVM_TOP/scripts/debian-qemu.sh")"
+		"$SECRETVM_TOP/scripts/debian-qemu.sh" "$SECRETVM_TOP/scripts/build-packages")"
 }
 
 # qemu_prepare: unpack the source with our series in its debian/patches
@@ -56,6 +56,7 @@ qemu_prepare() {
 	src=$dir/qemu
 	[ -f "$dir/.prepared" ] && { echo "$src"; return 0; }
 	lock_tree "$dir"
+	[ -f "$dir/.prepared" ] && { echo "$src"; return 0; }
 	log "preparing the QEMU package source in $src"
 	rm -rf "$src" "$dir/series"
 	# The series as git format-patch writes it, real files included.
@@ -91,6 +92,7 @@ qemu_debs() {
 	dir=${src%/qemu}
 	[ -f "$dir/debs/.done" ] && { echo "$dir/debs"; return 0; }
 	lock_tree "$dir"
+	[ -f "$dir/debs/.done" ] && { echo "$dir/debs"; return 0; }
 	log "building the QEMU packages in $src (dpkg-buildpackage)"
 	rules=$dir/rules
 	{
@@ -118,8 +120,7 @@ qemu_debs() {
 	done
 	rm -f "$dir"/*.deb "$dir"/*.buildinfo "$dir"/*.changes
 	# The SeaBIOS that qemu-system-x86 depends on (bookworm has 1.16.2).
-	(cd "$dir/debs" && apt-get download -q seabios/bookworm-backports >&2) ||
-		die "cannot download seabios from bookworm-backports (scripts/setup-host adds it)"
+	cp "$(fetch_source seabios)" "$dir/debs/"
 	for p in "$dir"/debs/*.deb; do
 		! dpkg-deb -f "$p" Depends | grep -q bpo ||
 			die "$p depends on a backport: a -dev package from bookworm-backports was built against"

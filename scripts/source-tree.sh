@@ -29,6 +29,10 @@ LIBVIRT_SOURCE="11.3.0 libvirt_11.3.0.orig.tar.xz 6bcb0c42c4580436fea262ced56f68
 # hash from trixie's Sources index: the debian.tar.xz is served, its .dsc
 # is not.
 LIBVIRT_DEBIAN="11.3.0-3+deb13u3 libvirt_11.3.0-3+deb13u3.debian.tar.xz ec073ef64c50ab8732d7a3887a73500d9ebcbc87b1e927d4ec69ea5c58539325"
+# The SeaBIOS that our qemu-system-x86 package depends on (bookworm has
+# 1.16.2, without the AHCI fix Debian's QEMU asks for): bookworm-backports'
+# binary package, the hash from its Packages index.
+SEABIOS_DEB="1.16.3-2~bpo12+1 seabios_1.16.3-2~bpo12+1_all.deb 48390d0a534c66d11789e39518aa219773a9d3677b29fe1af8799dfb563ec713"
 QEMU_SERIES=$SECRETVM_TOP/qemu-patches/series
 LINUX_SERIES=$SECRETVM_TOP/kernel/patches/series
 LIBVIRT_SERIES=$SECRETVM_TOP/libvirt-patches/series
@@ -44,18 +48,19 @@ fetch_file() {
 	/usr/lib/apt/apt-helper download-file "$1" "$dest" "SHA256:$3" >&2
 }
 
-# fetch_source qemu|linux|libvirt|libvirt-debian: fetch the best pinned
-# source the mirror serves and print its path (QEMU: the .dsc, whose files
-# dpkg-source checks).
+# fetch_source qemu|linux|libvirt|libvirt-debian|seabios: fetch the best
+# pinned source (or, for seabios, package) the mirror serves and print its
+# path (QEMU: the .dsc, whose files dpkg-source checks).
 fetch_source() {
 	local c ver file pin uri name size sum pool
 
 	case $1 in
-	linux | libvirt | libvirt-debian)
+	linux | libvirt | libvirt-debian | seabios)
 		case $1 in
 		linux) read -r ver file pin <<<"$LINUX_SOURCE" ;;
 		libvirt) read -r ver file pin <<<"$LIBVIRT_SOURCE" ;;
 		libvirt-debian) read -r ver file pin <<<"$LIBVIRT_DEBIAN" ;;
+		seabios) read -r ver file pin <<<"$SEABIOS_DEB" ;;
 		esac
 		name=${1%-debian}
 		# Debian's pool: lib* packages under their first four letters.
