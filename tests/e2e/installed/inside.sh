@@ -10,20 +10,26 @@
 #   - virt-host-validate qemu passes memfd_secret and KVM_CAP_SECRETMEM;
 #   - virt-install (Debian's virtinst) creates and starts the marker guest
 #     with --memorybacking source.type=secretmem, 256 MiB, KVM, autostart;
-#     its QEMU runs as libvirt-qemu with RLIMIT_MEMLOCK = the guest's RAM,
-#     which libvirtd could raise only with its unit's capabilities;
+#     its QEMU runs as libvirt-qemu, confined by the domain's AppArmor
+#     profile, with RLIMIT_MEMLOCK = the guest's RAM, which libvirtd could
+#     raise only with its unit's capabilities;
 #   - the host read probes (tests/e2e/host-read-probe: /proc/PID/mem,
 #     process_vm_readv, ptrace, gcore's core dump; kcore-scan: the direct
 #     map) find nothing of the guest's marker, with the errno expected;
+#     what they need (gcore, /proc/kcore) is a test of its own, so that
+#     none of them can skip;
 #   - the same guest on memfd, the positive control: every probe finds the
 #     marker;
 #   - then reboot.
 # Boot 2:
-#   - the secretmem guest, set to autostart, runs again, and the probes
-#     still find nothing;
-#   - virsh shutdown ends it (ACPI), the domain is shut off;
-#   - apt-get purge of our packages succeeds and leaves none of their
-#     files, units or users (the list taken before the purge);
+#   - the secretmem guest, set to autostart, runs again with a new
+#     marker, and the probes still find nothing;
+#   - virsh shutdown ends it (the ACPI power button), the domain is shut
+#     off;
+#   - apt-get purge of the packages (and autoremove) succeeds and leaves
+#     no file, unit link, user or group that the system did not have
+#     before they were installed (list-system, before and after),
+#     but this test's own files and what any running system writes;
 #   - then power off.
 set -uo pipefail
 HERE=/usr/local/lib/secretvm-test
@@ -35,6 +41,10 @@ READY_TIMEOUT=300
 PROBE_TIMEOUT=600
 SHUTDOWN_TIMEOUT=120
 SERIAL_DIR=/var/log/libvirt/qemu
+# What is new after the purge and not the packages': this test's files,
+# its serial files, and what a running system writes whatever is
+# installed (journal, apt's and dpkg's state, systemd's, caches).
+RUNTIME_PATHS='^(/var/lib/secretvm-test|/usr/local/lib/secretvm-test|/var/lib/libvirt(/boot(/secretvm-marker\.elf)?)?$|/etc/systemd/system/(multi-user\.target\.wants/)?secretvm-installed-test\.service$|/var/log/|/var/lib/(apt|dpkg|systemd)/|/var/cache/|/var/tmp/|/tmp/|/root/)'
 
 boot=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
 echo $boot >"$STATE/boots"
@@ -98,6 +108,15 @@ memlock_is() {
 	[ "$limit" = "$2" ]
 }
 
+# confined PID NAME: PID runs under domain NAME's AppArmor profile, enforced.
+confined() {
+	local label
+
+	label=$(cat "/proc/$1/attr/apparmor/current")
+	echo "AppArmor label of $1: $label"
+	[ "$label" = "libvirt-$(virsh domuuid "$2") (enforce)" ]
+}
+
 # runs_as PID USER
 runs_as() {
 	ps -o user= -p "$1" | tee /dev/stderr | grep -qx "$2"
@@ -114,31 +133,39 @@ shut_off() {
 	done
 }
 
-# purged: apt-get purge of our packages; none of their files, units or
-# users is left (the file list was saved before).
+# purged: as README "Install on a host" goes back: apt-get purge of the
+# packages, autoremove, and the apt pin removed; what is left that the
+# system did not have before they were installed is printed, and fails
+# the test.
 purged() {
 	local left
 
 	apt-get purge -y -q $(cat "$STATE/packages") || return 1
-	left=$(while read -r f; do [ ! -e "$f" ] || [ -d "$f" ] || echo "$f"; done <"$STATE/files")
-	[ -z "$left" ] || { echo "left: $left"; return 1; }
-	! getent passwd libvirt-qemu || { echo "the libvirt-qemu user is left"; return 1; }
-	! ls /etc/systemd/system/*.wants/libvirt* /etc/systemd/system/sockets.target.wants/libvirt* \
-		/etc/systemd/system/sockets.target.wants/virt* 2>/dev/null | grep . ||
-		{ echo "unit links are left"; return 1; }
+	apt-get autoremove --purge -y -q || return 1
+	rm /etc/apt/preferences.d/secretvm || return 1
+	"$HERE/list-system" "$STATE/after" || return 1
+	left=$({
+		LC_ALL=C comm -13 "$STATE/before/files" "$STATE/after/files" | grep -Ev "$RUNTIME_PATHS"
+		LC_ALL=C comm -13 "$STATE/before/names" "$STATE/after/names" | sed 's/^/user or group /'
+	})
+	[ -z "$left" ] || { echo "left after the purge:"; echo "$left"; return 1; }
 }
 
 ktap_print_header
-ktap_print_msg "boot $boot of $(uname -r)"
+ktap_print_msg "boot $boot of $(uname -r), $(cut -d' ' -f1 /proc/uptime) s after it started"
 case $boot in
 1)
 	ktap_test_result "virt-host-validate: memfd_secret passes" validate_passes 'memfd_secret'
+	ktap_test_result "the host read probes have gcore and /proc/kcore" \
+		test -x /usr/bin/gcore -a -r /proc/kcore
 	ktap_test_result "virt-host-validate: KVM can map secret memory passes" \
 		validate_passes 'KVM can map secret memory'
 	# Both guests keep their RAM in QEMU's core dumps (libvirt leaves it
 	# out by default), so that the memory source alone differs.
 	if install_guest secret secretmem --autostart --xml ./memory/@dumpCore=on; then
 		ktap_test_result "secret: QEMU runs as libvirt-qemu" runs_as "$pid" libvirt-qemu
+		ktap_test_result "secret: QEMU is confined by the domain's AppArmor profile" \
+			confined "$pid" secret
 		ktap_test_result "secret: QEMU's RLIMIT_MEMLOCK is the guest's RAM" \
 			memlock_is "$pid" $((RAM_MIB * 1024))
 		probes secret absent
@@ -151,14 +178,14 @@ case $boot in
 	fi
 	virsh destroy control >/dev/null 2>&1
 	virsh undefine control >/dev/null 2>&1
-	# What purge must remove, listed while the packages are installed.
-	xargs -a "$STATE/packages" dpkg -L >"$STATE/files"
 	next=reboot
 	;;
 2)
 	if [ "$(virsh domstate secret 2>&1)" = running ]; then
 		ktap_test_pass "secret: autostarted after the reboot"
 		if guest_up secret; then
+			ktap_test_result "secret: the guest runs anew (its marker is not boot 1's)" \
+				test "$marker" != "$(cat "$STATE/secret.marker")"
 			probes secret absent
 		fi
 		ktap_test_result "secret: virsh shutdown ends it" shut_off secret
@@ -174,6 +201,7 @@ case $boot in
 	next=poweroff
 	;;
 esac
+ktap_print_msg "boot $boot: tests done $(cut -d' ' -f1 /proc/uptime) s after it started"
 echo "1..$KTAP_TESTNO"
 echo "# Totals: pass:$KTAP_CNT_PASS fail:$KTAP_CNT_FAIL skip:$KTAP_CNT_SKIP"
 sync
