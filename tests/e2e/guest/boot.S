@@ -2,7 +2,8 @@
 /*
  * Multiboot v1 entry: QEMU's -kernel loader jumps here in 32-bit protected
  * mode, paging off, interrupts off.  Set up a stack, run guest_main(), and
- * then halt forever.  pic_irq_entry is power.c's interrupt handler.
+ * then halt forever.  pic_irq_entry and exception_entries are power.c's
+ * interrupt and exception handlers.
  */
 
 #define MULTIBOOT_MAGIC	0x1badb002
@@ -41,6 +42,22 @@ pic_irq_entry:
 	andl	$~0x200, 12(%esp)
 	pop	%eax
 	iret
+
+/* Exception N: guest_exception(N), then halt forever. */
+	.irp vector, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+exception_\vector:
+	push	$\vector
+	call	guest_exception
+	jmp	halt_forever
+	.endr
+
+	.section .rodata
+	.align 4
+	.globl exception_entries
+exception_entries:
+	.irp vector, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	.long	exception_\vector
+	.endr
 
 	.bss
 	.align 16

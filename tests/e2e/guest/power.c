@@ -7,12 +7,17 @@
  * QEMU's PIIX4 and ICH9 power management, set up by SeaBIOS: the PM1
  * registers at I/O port 0x600, the SCI on IRQ 9, and S5 = SLP_TYP 0 (the
  * DSDT's \_S5).  The press sets PM1_STS.PWRBTN_STS and, with PWRBTN_EN,
- * raises the SCI; the vCPU halts with only that IRQ unmasked in the PICs,
- * so it costs nothing while it waits.
+ * raises the SCI, a level-triggered PCI-style interrupt: the vCPU halts
+ * with only that IRQ unmasked in the PICs, so it costs nothing while it
+ * waits.  Before powering off it says "POWEROFF" on COM1, which the tests
+ * require, so that a guest that ended some other way (a fault resets it)
+ * does not pass for one that shut down.  A CPU exception says
+ * "GUEST-EXCEPTION <vector>" and halts.
  */
 #include <stdint.h>
 #include "io.h"
 #include "power.h"
+#include "serial.h"
 
 #define PM_BASE			0x600
 #define PM1_STS			(PM_BASE + 0)
@@ -35,6 +40,9 @@
 #define PIC2_VECTOR		0x28
 #define PIC_CASCADE_IRQ		2
 #define PIC_IRQS		16
+#define ELCR1			0x4d0	/* edge/level control, IRQs 0-7 */
+#define ELCR2			0x4d1	/* IRQs 8-15 */
+#define EXCEPTIONS		32
 
 #define IDT_INTERRUPT_GATE	0x8e		/* present, DPL 0, 32-bit */
 
@@ -53,25 +61,39 @@ struct idt_pointer {
 
 /* boot.S: acknowledges the PICs and returns with interrupts off. */
 void pic_irq_entry(void);
+/* boot.S: one entry per exception vector, each calling guest_exception. */
+extern const uint32_t exception_entries[EXCEPTIONS];
 
-/* Vectors below the PICs' stay absent: an exception resets the guest. */
 static struct idt_gate idt[PIC2_VECTOR + 8];
+
+static void idt_set(int vector, uint32_t entry, uint16_t cs)
+{
+	idt[vector].offset_low = entry & 0xffff;
+	idt[vector].selector = cs;
+	idt[vector].type = IDT_INTERRUPT_GATE;
+	idt[vector].offset_high = entry >> 16;
+}
 
 static void idt_init(void)
 {
-	uint32_t entry = (uint32_t)pic_irq_entry;
 	struct idt_pointer pointer = { sizeof(idt) - 1, (uint32_t)idt };
 	uint16_t cs;
 	int v;
 
 	asm volatile("mov %%cs, %0" : "=r"(cs));
-	for (v = PIC1_VECTOR; v < PIC1_VECTOR + PIC_IRQS; v++) {
-		idt[v].offset_low = entry & 0xffff;
-		idt[v].selector = cs;
-		idt[v].type = IDT_INTERRUPT_GATE;
-		idt[v].offset_high = entry >> 16;
-	}
+	for (v = 0; v < EXCEPTIONS; v++)
+		idt_set(v, exception_entries[v], cs);
+	for (v = PIC1_VECTOR; v < PIC1_VECTOR + PIC_IRQS; v++)
+		idt_set(v, (uint32_t)pic_irq_entry, cs);
 	asm volatile("lidt %0" : : "m"(pointer));
+}
+
+/* Called by boot.S's exception entries; boot.S halts when it returns. */
+void guest_exception(uint32_t vector)
+{
+	serial_puts("GUEST-EXCEPTION ");
+	serial_put_uint(vector);
+	serial_puts("\n");
 }
 
 /* Both 8259s on PIC1_VECTOR/PIC2_VECTOR, every IRQ masked but @irq. */
@@ -91,15 +113,25 @@ static void pic_init_only(unsigned int irq)
 	outb(PIC2_DATA, ~unmasked >> 8);
 }
 
+/* @irq level-triggered, as its ACPI tables say of the SCI. */
+static void pic_level_triggered(unsigned int irq)
+{
+	uint16_t port = irq < 8 ? ELCR1 : ELCR2;
+
+	outb(port, inb(port) | 1u << (irq % 8));
+}
+
 void power_off_on_button(void)
 {
 	idt_init();
 	pic_init_only(SCI_IRQ);
+	pic_level_triggered(SCI_IRQ);
 	outw(PM1_STS, PM1_PWRBTN);		/* write 1 to clear */
 	outw(PM1_EN, inw(PM1_EN) | PM1_PWRBTN);
 	/* sti's one-instruction shadow: the SCI cannot slip in before hlt. */
 	while (!(inw(PM1_STS) & PM1_PWRBTN))
 		asm volatile("sti; hlt" : : : "memory");
+	serial_puts("POWEROFF\n");
 	outw(PM1_CNT, (inw(PM1_CNT) & ~PM1_CNT_SLP_TYP_MASK) |
 		      PM1_CNT_SLP_TYP(SLP_TYP_S5) | PM1_CNT_SLP_EN);
 }
