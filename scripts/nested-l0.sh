@@ -18,7 +18,7 @@ host_tsc_khz() {
 # no_splat RUN: no kernel splat in RUN/console.log, tests or not.
 no_splat() {
 	local log=$1/console.log
-	local splat='BUG:|WARNING:|KASAN|lockdep|Oops|INFO: (task|rcu|possible)|Call Trace'
+	local splat='BUG:|WARNING:|KASAN|KFENCE|UBSAN|lockdep|Oops|Kernel panic|INFO: (task|rcu|possible)|Call Trace'
 	local benign='RCU lockdep checking is enabled'
 
 	[ -s "$log" ] || { echo "L1 wrote no console log"; return 1; }

@@ -28,7 +28,8 @@
 #     off;
 #   - apt-get purge of the packages (and autoremove) succeeds and leaves
 #     no file, unit link, user or group that the system did not have
-#     before they were installed (list-system, before and after),
+#     before they were installed (list-system, before and after; their
+#     Debian dependencies were installed before, install-dependencies),
 #     but this test's own files and what any running system writes;
 #   - then power off.
 set -uo pipefail
@@ -41,15 +42,22 @@ READY_TIMEOUT=300
 PROBE_TIMEOUT=600
 SHUTDOWN_TIMEOUT=120
 SERIAL_DIR=/var/log/libvirt/qemu
-# What is new after the purge and not the packages': this test's files,
-# its serial files, and what a running system writes whatever is
-# installed (journal, apt's and dpkg's state, systemd's, caches).
-RUNTIME_PATHS='^(/var/lib/secretvm-test|/usr/local/lib/secretvm-test|/var/lib/libvirt(/boot(/secretvm-marker\.elf)?)?$|/etc/systemd/system/(multi-user\.target\.wants/)?secretvm-installed-test\.service$|/var/log/|/var/lib/(apt|dpkg|systemd)/|/var/cache/|/var/tmp/|/tmp/|/root/)'
+# New after the purge, and not the packages': this test's own files, the
+# file system's lost+found (mke2fs), and what the booted system writes
+# whatever is installed (journal, systemd's state, AppArmor's cache of the
+# base system's profiles, gdb's Python cache, temporary files, root's).
+RUNTIME_NEW='^(/lost\+found|/root/.*|/tmp/.*|/var/tmp/.*|/var/log/journal(/.*)?|/var/lib/systemd/(linger|random-seed|timers(/.*)?)|/var/cache/apparmor/[^/]+(/(\.features|lsb_release|nvidia_modprobe))?|/usr/share/gdb/python/.*__pycache__(/.*)?|/var/lib/secretvm-test(/.*)?|/usr/local/lib/secretvm-test(/.*)?|/var/lib/libvirt(/boot(/secretvm-marker\.elf)?)?|/etc/systemd/system/(multi-user\.target\.wants/)?secretvm-installed-test\.service)$'
+# Gone after the purge, and not by the packages: what mmdebstrap's chroot
+# had while list-system ran there (its /dev, /run and /tmp, apt's lists,
+# caches and logs, its policy-rc.d), and /etc/apparmor.d/disable, an
+# empty folder that dh_apparmor's postrm snippet in Debian's libvirt
+# removes on purge (Debian's behaviour, not ours).
+CHROOT_GONE='^(/(dev|run|tmp)/.*|/var/cache/apt/.*|/var/lib/apt/lists/.*|/var/log/alternatives\.log|/usr/sbin/(policy-rc\.d|start-stop-daemon\.REAL)|/etc/apt/apt\.conf\.d/00mmdebstrap|/etc/apparmor\.d/disable)$'
 
 boot=$(($(cat "$STATE/boots" 2>/dev/null || echo 0) + 1))
 echo $boot >"$STATE/boots"
 exec >"$STATE/boot$boot.tap" 2>&1
-export LIBVIRT_DEFAULT_URI=qemu:///system
+export LIBVIRT_DEFAULT_URI=qemu:///system DEBIAN_FRONTEND=noninteractive
 
 # guest_up NAME: the domain's QEMU pid, once its marker guest said READY
 # on its serial file; sets pid and marker, or fails.
@@ -96,7 +104,11 @@ probes() {
 
 # validate_passes CHECK: virt-host-validate qemu says PASS for CHECK.
 validate_passes() {
-	virt-host-validate qemu 2>&1 | tee /dev/stderr | grep -F "$1" | grep -q ': PASS'
+	local out
+
+	out=$(virt-host-validate qemu 2>&1)
+	echo "$out"
+	grep -F "$1" <<<"$out" | grep -q ': PASS'
 }
 
 # memlock_is PID KIB: the process's RLIMIT_MEMLOCK (soft) is KIB.
@@ -119,18 +131,25 @@ confined() {
 
 # runs_as PID USER
 runs_as() {
-	ps -o user= -p "$1" | tee /dev/stderr | grep -qx "$2"
+	local user
+
+	user=$(ps -o user= -p "$1")
+	echo "$1 runs as $user"
+	[ "$user" = "$2" ]
 }
 
-# shut_off NAME: virsh shutdown, then the domain reaches "shut off".
+# shut_off NAME: virsh shutdown, which presses the ACPI power button, then
+# the domain reaches "shut off", and the marker guest said POWEROFF on its
+# way (not a fault, which would end it too).
 shut_off() {
 	local deadline=$((SECONDS + SHUTDOWN_TIMEOUT))
 
 	virsh shutdown "$1" || return 1
-	until virsh domstate "$1" | grep -qx 'shut off'; do
+	until [ "$(virsh domstate "$1")" = 'shut off' ]; do
 		[ $SECONDS -lt $deadline ] || { virsh domstate "$1"; return 1; }
 		sleep 1
 	done
+	grep -q '^POWEROFF' "$SERIAL_DIR/$1.serial" || { tail -n2 "$SERIAL_DIR/$1.serial"; return 1; }
 }
 
 # purged: as README "Install on a host" goes back: apt-get purge of the
@@ -145,10 +164,14 @@ purged() {
 	rm /etc/apt/preferences.d/secretvm || return 1
 	"$HERE/list-system" "$STATE/after" || return 1
 	left=$({
-		LC_ALL=C comm -13 "$STATE/before/files" "$STATE/after/files" | grep -Ev "$RUNTIME_PATHS"
-		LC_ALL=C comm -13 "$STATE/before/names" "$STATE/after/names" | sed 's/^/user or group /'
+		LC_ALL=C comm -13 "$STATE/before/files" "$STATE/after/files" |
+			grep -Ev "$RUNTIME_NEW" | sed 's/^/new: /'
+		LC_ALL=C comm -23 "$STATE/before/files" "$STATE/after/files" |
+			grep -Ev "$CHROOT_GONE" | sed 's/^/gone: /'
+		diff "$STATE/before/accounts" "$STATE/after/accounts" | grep '^[<>]'
+		diff "$STATE/before/statoverrides" "$STATE/after/statoverrides" | grep '^[<>]'
 	})
-	[ -z "$left" ] || { echo "left after the purge:"; echo "$left"; return 1; }
+	[ -z "$left" ] || { echo "changed by the install and purge:"; echo "$left"; return 1; }
 }
 
 ktap_print_header
