@@ -8,9 +8,12 @@
 # - Build-Depends bookworm lacks: libblkio-dev (trixie and later: no blkio
 #   driver), and libbrlapi-dev (braille displays; its bookworm version
 #   cannot be installed beside the backports QEMU the rig runs as L0);
-# - Depends: seabios (>> 1.16.3-1~), which bookworm-backports has (the
-#   AHCI fix Debian asks for), ipxe-qemu unversioned, and its ROMs'
-#   bookworm path /usr/lib/ipxe/qemu in the firmware path again.
+# - Depends: seabios (>> 1.16.3-1~), which bookworm-backports has, not
+#   Debian's (>> 1.17.0-1~): 1.16.3 has the AHCI fix of Debian's earlier
+#   bump, not 1.17's ESP SCSI fixes (so a guest booting from an emulated
+#   am53c974/dc390 controller may not boot; virt-install never makes
+#   one); ipxe-qemu unversioned, and its ROMs' bookworm path
+#   /usr/lib/ipxe/qemu in the firmware path again.
 # Source it after lib.sh and source-tree.sh.
 
 QEMU_PROFILES=nocheck,pkg.qemu.omit-user,pkg.qemu.omit-system-xen,pkg.qemu.use-upstream-vdso

@@ -30,8 +30,10 @@ LIBVIRT_SOURCE="11.3.0 libvirt_11.3.0.orig.tar.xz 6bcb0c42c4580436fea262ced56f68
 # is not.
 LIBVIRT_DEBIAN="11.3.0-3+deb13u3 libvirt_11.3.0-3+deb13u3.debian.tar.xz ec073ef64c50ab8732d7a3887a73500d9ebcbc87b1e927d4ec69ea5c58539325"
 # The SeaBIOS that our qemu-system-x86 package depends on (bookworm has
-# 1.16.2, without the AHCI fix Debian's QEMU asks for): bookworm-backports'
-# binary package, the hash from its Packages index.
+# 1.16.2, without the AHCI fix Debian's QEMU asks for; debian-qemu.sh says
+# why not 1.17): bookworm-backports' binary package, the hash from its
+# Packages index.  Backports keeps only the newest version: when it moves
+# on, the same file and hash are on snapshot.debian.org.
 SEABIOS_DEB="1.16.3-2~bpo12+1 seabios_1.16.3-2~bpo12+1_all.deb 48390d0a534c66d11789e39518aa219773a9d3677b29fe1af8799dfb563ec713"
 QEMU_SERIES=$SECRETVM_TOP/qemu-patches/series
 LINUX_SERIES=$SECRETVM_TOP/kernel/patches/series
